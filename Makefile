@@ -1,0 +1,56 @@
+# instafilters: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CLI := $(VENV)/bin/instafilters
+SAMPLE := instafilters/data/sample
+SRC ?= $(SAMPLE)
+OUT ?= build/dataset-ig
+
+.PHONY: help install install-test install-eval test demo sample dataset bench fidelity recipes preview clean
+
+help:
+	@echo "make demo      install, build the bundled sample and evaluate EfficientNet-Lite0 on it"
+	@echo "make test      install and run the test suite"
+	@echo "make sample    build the bundled sample tree into build/sample-ig/"
+	@echo "make dataset SRC=imagenet/ OUT=imagenet-ig/   build any tree"
+	@echo "make bench     filter and build throughput against the decode+encode floor"
+	@echo "make fidelity  CIEDE2000 of every calibrated filter against real Instagram output"
+	@echo "make recipes   refit filters.yaml from ../shared/calibration"
+	@echo "make preview   contact sheet of the bundled photos under all 20 filters"
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/activate setup.cfg pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/bin/activate setup.cfg pyproject.toml
+	$(PIP) install -q -e '.[test,eval]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-eval
+
+$(VENV)/.installed-eval: $(VENV)/bin/activate setup.cfg pyproject.toml
+	$(PIP) install -q -e '.[eval]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+install-eval: $(VENV)/.installed-eval
+
+test: install-test
+	$(PY) -m pytest -q
+
+preview: install
+	$(CLI) preview $(SAMPLE)/val/n03877845/china.JPEG -o build/preview.jpg
+
+sample: install
+	$(CLI) build --src $(SAMPLE) --out build/sample-ig
+
+dataset: install
+	$(CLI) build --src $(SRC) --out $(OUT)
+
+clean:
+	rm -rf build bench-out

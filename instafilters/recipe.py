@@ -152,6 +152,33 @@ class OpSpec:
     kind: str  # "tone" (per-channel 1-D), "matrix" (3x4 affine) or "spatial"
     fields: Mapping[str, tuple]  # name -> (parser, default or REQUIRED)
     doc: str
+    apply: Callable | None = None  # tone: (x, params) -> x; matrix: params -> 3x4
+
+
+def _curves(x, p):
+    out = np.array(x, dtype=np.float32, copy=True)
+    for c, key in enumerate("rgb"):
+        if p.get(key):
+            out[..., c] = ops.curve(out[..., c], p[key])
+    return ops.curve(out, p["rgb"]) if p.get("rgb") else out
+
+
+def _levels(x, p):
+    return ops.levels(x, *(np.asarray(p[k]) for k in
+                           ("in_black", "in_white", "gamma", "out_black", "out_white")))
+
+
+def _solid_blend(x, p):
+    return ops.composite(x, np.asarray(p["color"]), p["mode"], p["opacity"])
+
+
+def _affine(make):
+    """A CSS matrix op's params -> 3x4 with zero offset."""
+    return lambda p: np.hstack([make(next(iter(p.values()))), np.zeros((3, 1))])
+
+
+def _color_matrix(p):
+    return np.hstack([np.asarray(p["matrix"]), np.asarray(p["offset"])[:, None] / 255.0])
 
 
 _blend_mode = _choice(*ops.BLEND_MODES)
@@ -159,27 +186,35 @@ _BLEND_FIELDS = {"color": (_color, None), "gradient": (_gradient, None),
                  "mode": (_blend_mode, "normal"), "opacity": (_number(0, 1), 1.0)}
 OP_SPECS: dict[str, OpSpec] = {
     "curves": OpSpec("tone", {c: (_points, None) for c in ("r", "g", "b", "rgb")},
-                     "per-channel r/g/b curves, then the master rgb curve (0-255 knots)"),
+                     "per-channel r/g/b curves, then the master rgb curve (0-255 knots)",
+                     _curves),
     "levels": OpSpec("tone", {"in_black": (_per_channel(0, 254), (0.0,) * 3),
                               "in_white": (_per_channel(1, 255), (255.0,) * 3),
                               "gamma": (_per_channel(0.1, 10), (1.0,) * 3),
                               "out_black": (_per_channel(0, 255), (0.0,) * 3),
                               "out_white": (_per_channel(0, 255), (255.0,) * 3)},
-                     "levels dialog, scalars or [r, g, b]"),
-    "gamma": OpSpec("tone", {"value": (_number(0.1, 10), REQUIRED)}, ">1 brightens midtones"),
-    "brightness": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS brightness()"),
-    "contrast": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS contrast()"),
-    "saturation": OpSpec("matrix", {"amount": (_number(0, 4), REQUIRED)}, "CSS saturate()"),
+                     "levels dialog, scalars or [r, g, b]", _levels),
+    "gamma": OpSpec("tone", {"value": (_number(0.1, 10), REQUIRED)}, ">1 brightens midtones",
+                    lambda x, p: ops.gamma(x, p["value"])),
+    "brightness": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS brightness()",
+                         lambda x, p: ops.brightness(x, p["amount"])),
+    "contrast": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS contrast()",
+                       lambda x, p: ops.contrast(x, p["amount"])),
+    "saturation": OpSpec("matrix", {"amount": (_number(0, 4), REQUIRED)}, "CSS saturate()",
+                         _affine(ops.saturation_matrix)),
     "hue_rotate": OpSpec("matrix", {"degrees": (_number(-360, 360), REQUIRED)},
-                         "CSS hue-rotate()"),
-    "grayscale": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS grayscale()"),
-    "sepia": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS sepia()"),
+                         "CSS hue-rotate()", _affine(ops.hue_rotate_matrix)),
+    "grayscale": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS grayscale()",
+                        _affine(ops.grayscale_matrix)),
+    "sepia": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS sepia()",
+                    _affine(ops.sepia_matrix)),
     "color_matrix": OpSpec("matrix", {"matrix": (_matrix3, REQUIRED),
                                       "offset": (_vec3(-255, 255), (0.0, 0.0, 0.0))},
-                           "rgb' = M rgb + offset (offset in 0-255)"),
+                           "rgb' = M rgb + offset (offset in 0-255)", _color_matrix),
     "blend": OpSpec("tone", _BLEND_FIELDS,
-                    "blend a solid color or a linear/radial gradient under a W3C mode"),
-    "tint": OpSpec("tone", _BLEND_FIELDS, "same as blend"),
+                    "blend a solid color or a linear/radial gradient under a W3C mode",
+                    _solid_blend),
+    "tint": OpSpec("tone", _BLEND_FIELDS, "same as blend", _solid_blend),
     "vignette": OpSpec("spatial", {
         "center": (_vec2(-1, 2), (0.5, 0.5)), "radius": (_number(0, 2), 0.5),
         "softness": (_number(0.01, 4), 0.5), "strength": (_number(0, 1), 1.0),
@@ -200,41 +235,18 @@ class Op:
     # -- point-wise pieces, used by both the reference evaluation and the compiler
     def tone(self, x):
         """Apply a per-channel op to float RGB (last axis 3)."""
-        p = self.params
-        if self.name == "curves":
-            out = np.array(x, dtype=np.float32, copy=True)
-            for c, key in enumerate("rgb"):
-                if p.get(key):
-                    out[..., c] = ops.curve(out[..., c], p[key])
-            return ops.curve(out, p["rgb"]) if p.get("rgb") else out
-        if self.name == "levels":
-            return ops.levels(x, *(np.asarray(p[k]) for k in
-                                   ("in_black", "in_white", "gamma", "out_black", "out_white")))
-        if self.name == "gamma":
-            return ops.gamma(x, p["value"])
-        if self.name in ("brightness", "contrast"):
-            return getattr(ops, self.name)(x, p["amount"])
-        if self.name in ("blend", "tint"):
-            return ops.composite(x, np.asarray(p["color"]), p["mode"], p["opacity"])
-        raise AssertionError(self.name)
+        return OP_SPECS[self.name].apply(x, self.params)
 
     def matrix(self):
         """The 3x4 affine map (offset in [0, 1] units) of a matrix op."""
-        p = self.params
-        if self.name == "color_matrix":
-            m, offset = np.asarray(p["matrix"]), np.asarray(p["offset"]) / 255.0
-        else:
-            make = {"saturation": ops.saturation_matrix, "hue_rotate": ops.hue_rotate_matrix,
-                    "grayscale": ops.grayscale_matrix, "sepia": ops.sepia_matrix}[self.name]
-            m, offset = make(next(iter(p.values()))), np.zeros(3)
-        return np.hstack([m, offset[:, None]])
+        return OP_SPECS[self.name].apply(self.params)
 
     # -- spatial ops
     def effect(self, x):
         """What a vignette does at full weight (its colour blend or its curves)."""
         p = self.params
         if p["curves"]:
-            return Op("curves", "tone", p["curves"]).tone(x)
+            return _curves(x, p["curves"])
         return ops.composite(x, np.asarray(p["color"]), p["mode"], 1.0)
 
     def mask(self, height, width):
@@ -282,7 +294,8 @@ class FilterRecipe:
         x = np.asarray(x, dtype=np.float32)
         for op in self.ops:
             if op.kind == "matrix":
-                x = ops.apply_matrix(x, op.matrix()[:, :3], op.matrix()[:, 3])
+                m = op.matrix()
+                x = ops.apply_matrix(x, m[:, :3], m[:, 3])
             elif op.kind == "spatial":
                 x = np.clip(op.spatial(np.clip(x, 0, 1)), 0, 1)
             else:

@@ -54,3 +54,23 @@ dataset: install
 
 clean:
 	rm -rf build bench-out
+
+demo: install-eval
+	$(CLI) build --src $(SAMPLE) --out build/sample-ig
+	$(CLI) eval efficientnet_lite0 --data build/sample-ig --clean $(SAMPLE) --report build/demo-report
+
+# Filter cost per megapixel vs one JPEG decode+encode, then build throughput vs its floor
+# (decode once + 20 encodes), vs pilgram, 1 -> 2 jobs, peak memory. A few hundred small
+# images: about two minutes on two cores. pilgram is installed for the comparison only.
+BENCH_IMAGES ?= 200
+bench: install
+	$(PIP) install -q pilgram psutil
+	$(PY) benchmarks/bench_filters.py
+	$(PY) benchmarks/bench_build.py --images $(BENCH_IMAGES)
+
+fidelity: install
+	$(PY) -m instafilters.fidelity --shared ../shared/calibration
+
+recipes: install
+	$(PIP) install -q -e '.[fit]'
+	$(PY) tools/make_recipes.py --shared ../shared/calibration

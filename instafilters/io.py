@@ -137,11 +137,17 @@ def format_for(path) -> str:
     return _FORMATS[suffix]
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+def atomic_write_bytes(path, data: bytes, temp_suffix: str | None = None) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+
+    `temp_suffix` (default: the extension of `path`) names the temporary; the dataset build
+    passes one ending in ".tmp", so a temporary left by `kill -9` is never taken for an image
+    by an ImageFolder-style loader."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX,
+                               suffix=path.suffix if temp_suffix is None else temp_suffix,
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

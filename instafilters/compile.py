@@ -173,9 +173,10 @@ def run(steps, img, dst):
 
 
 # ---------------------------------------------------------------- compiling
-def compile_point_ops(point_ops) -> list:
+def compile_point_ops(point_ops, wide: bool = False) -> list:
     """Fuse a run of tone and matrix ops: tone after tone -> one LUT, matrix after matrix ->
-    one matrix. Composition is done in float on the 256 inputs, so nothing is rounded twice."""
+    one matrix. Composition is done in float on the 256 inputs, so nothing is rounded twice.
+    `wide` keeps a LUT feeding a matrix at 16 bits (one pass more, less rounding)."""
     stages: list = []  # ("lut", float (256, 3) table) or ("matrix", float 3x4)
     for op in point_ops:
         if op.kind == "tone":
@@ -190,7 +191,7 @@ def compile_point_ops(point_ops) -> list:
     steps = []
     while stages:
         kind, value = stages.pop(0)
-        if kind == "lut" and stages and stages[0][0] == "matrix":
+        if wide and kind == "lut" and stages and stages[0][0] == "matrix":
             steps.append(LutMatrix.build(value, stages.pop(0)[1]))
         elif kind == "lut":
             steps.append(Lut(_to_uint8(value * 255.0).reshape(256, 1, 3)))
@@ -273,16 +274,38 @@ def _identity_lut():
     return Lut(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1).reshape(256, 1, 3))
 
 
-def compile_steps(recipe: FilterRecipe) -> list:
+def compile_steps(recipe: FilterRecipe, wide: bool = False) -> list:
     steps, run_ops = [], []
     for op in recipe.ops:
         if op.kind == "spatial":
-            steps += compile_point_ops(run_ops)
+            steps += compile_point_ops(run_ops, wide)
             run_ops = []
             steps.append(compile_spatial(op))
         else:
             run_ops.append(op)
-    return steps + compile_point_ops(run_ops)
+    return steps + compile_point_ops(run_ops, wide)
+
+
+# The fast 8-bit form is kept when it stays this close to the float reference on a probe
+# image; otherwise the 16-bit form is used. Tighter than the tested bound (2 / 0.5 grey
+# levels) so that other images stay inside it.
+PROBE_MAX_ERROR, PROBE_MEAN_ERROR = 1.5, 0.35
+
+
+def _probe_image():
+    rng = np.random.default_rng(20200207)
+    return rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+
+
+def choose_steps(recipe: FilterRecipe) -> list:
+    """The cheapest step list that matches `recipe.evaluate` within the probe bounds."""
+    fast = compile_steps(recipe, wide=False)
+    wide = compile_steps(recipe, wide=True)
+    if len(fast) == len(wide):
+        return fast
+    probe = _probe_image()
+    err = np.abs(run(fast, probe, np.empty_like(probe)) - recipe.evaluate(probe / 255.0) * 255.0)
+    return fast if err.max() <= PROBE_MAX_ERROR and err.mean() <= PROBE_MEAN_ERROR else wide
 
 
 class CompiledFilter:
@@ -290,7 +313,7 @@ class CompiledFilter:
 
     def __init__(self, recipe: FilterRecipe):
         self.recipe = recipe
-        self.steps = compile_steps(recipe)
+        self.steps = choose_steps(recipe)
 
     name = property(lambda self: self.recipe.name)
     aliases = property(lambda self: self.recipe.aliases)

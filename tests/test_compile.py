@@ -44,7 +44,16 @@ def test_tone_ops_fuse_into_one_lut_and_matrices_into_one():
               {"op": "brightness", "amount": 0.9},
               {"op": "saturation", "amount": 1.3}, {"op": "hue_rotate", "degrees": 20},
               {"op": "sepia", "amount": 0.3}])
+    assert [type(s) for s in f.steps] == [Lut, Matrix]  # 8-bit is accurate enough here
+
+
+def test_a_matrix_that_amplifies_rounding_gets_the_16_bit_form():
+    f = make([{"op": "curves", "rgb": [[0, 0], [128, 100], [255, 255]]},
+              {"op": "saturation", "amount": 4.0}, {"op": "hue_rotate", "degrees": 40}])
     assert [type(s) for s in f.steps] == [LutMatrix]
+    img = random_image(8)
+    err = np.abs(f(img) - f.recipe.evaluate(img / 255.0) * 255.0)
+    assert err.max() <= 2.0 and err.mean() <= 0.5
 
 
 def test_identity_ops_compile_to_nothing():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
+import numpy as np
 
 from .. import io
 from ..errors import ImageError, InstafiltersError
@@ -161,11 +162,12 @@ def process_source(job: Job, filters: dict, rel: str) -> tuple:
         return rel, FAILED, 0, _reason(e, src)
     rgb = decoded.rgb if job.resize is None else resize_short(decoded.rgb, job.resize)
     written = 0
+    filtered = np.empty_like(rgb)  # one buffer for every filter: each is encoded at once
     for i in todo:
         target = job.targets[i]
         try:
-            data = io.encode_bytes(filters[target.filter](rgb, target.strength), fmt,
-                                   job.quality, decoded.orientation)
+            data = io.encode_bytes(filters[target.filter](rgb, target.strength, out=filtered),
+                                   fmt, job.quality, decoded.orientation)
         except (OSError, ValueError) as e:  # e.g. a JPEG side over 65,535 pixels
             return rel, FAILED, written, f"cannot encode {fmt} for {target.key}: {e}"
         try:

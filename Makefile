@@ -8,7 +8,7 @@ SAMPLE := instafilters/data/sample
 SRC ?= $(SAMPLE)
 OUT ?= build/dataset-ig
 
-.PHONY: help install install-test install-eval test demo sample dataset bench fidelity recipes preview clean
+.PHONY: help install install-test install-eval test demo sample dataset bench fidelity recipes preview docs clean
 
 help:
 	@echo "make demo      install, build the bundled sample and evaluate EfficientNet-Lite0 on it"
@@ -18,7 +18,8 @@ help:
 	@echo "make bench     filter and build throughput against the decode+encode floor"
 	@echo "make fidelity  CIEDE2000 of every calibrated filter against real Instagram output"
 	@echo "make recipes   refit filters.yaml from ../shared/calibration"
-	@echo "make preview   contact sheet of the bundled photos under all 20 filters"
+	@echo "make preview   contact sheet of a bundled photo under all 20 filters"
+	@echo "make docs      regenerate the README's pictures (docs/)"
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -52,11 +53,17 @@ sample: install
 dataset: install
 	$(CLI) build --src $(SRC) --out $(OUT)
 
+# The pictures in README.md: the contact sheet and the demo's accuracy chart
+docs: demo
+	$(CLI) preview $(SAMPLE)/val/n03877845/china.JPEG -o docs/preview.jpg --width 200
+	cp build/demo-report/top1.png docs/demo-top1.png
+
 clean:
 	rm -rf build bench-out
 
+# --overwrite: the demo always shows the current recipes, even after `make recipes`
 demo: install-eval
-	$(CLI) build --src $(SAMPLE) --out build/sample-ig
+	$(CLI) build --src $(SAMPLE) --out build/sample-ig --overwrite
 	$(CLI) eval efficientnet_lite0 --data build/sample-ig --clean $(SAMPLE) --report build/demo-report
 
 # Filter cost per megapixel vs one JPEG decode+encode, then build throughput vs its floor

@@ -17,16 +17,17 @@ def evaluate(model: str, data, clean, filters="paper", *, split="auto", strength
              limit_per_class=None,
              labels_csv=None, weights_path=None, weights_tag=None, offline=False,
              divergence=(), device="auto", batch_size=64, workers=None, amp=True,
-             report_dir=None, progress=False) -> dict:
+             report_dir=None, progress=False, registry=None) -> dict:
     """Evaluate `model` on `data` (a build output) against `clean`; returns the report.json
-    summary and writes the report files when `report_dir` is given."""
+    summary and writes the report files when `report_dir` is given. `registry` (default:
+    the bundled filters) resolves filter names and aliases."""
     from ..registry import load_filters
     from .data import plan_evaluation
     from .models import load_model
     from .report import summarize, write_report
     from .runner import run
 
-    registry = load_filters()
+    registry = registry or load_filters()
     plan = plan_evaluation(clean, data, registry.select(filters), registry, split=split,
                            limit_per_class=limit_per_class, labels_csv=labels_csv,
                            strength=strength)

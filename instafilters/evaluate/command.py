@@ -75,10 +75,8 @@ def eval_command(model, data, clean, filters, recipes, recipes_only, split, stre
     from .models import _require_eval_extra
     _require_eval_extra()  # before any torch import: one line saying what to install
 
-    from .data import plan_evaluation
-    from .models import load_model
-    from .report import format_table, summarize, write_report
-    from .runner import run
+    from . import evaluate
+    from .report import format_table
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if report_dir:  # fail now, not after an hour of inference
@@ -87,17 +85,13 @@ def eval_command(model, data, clean, filters, recipes, recipes_only, split, stre
         except OSError as e:
             raise click.BadParameter(f"cannot create {report_dir} ({e.strerror or e})",
                                      param_hint="--report") from None
-    registry = registry_from(recipes, recipes_only)
-    selected = registry.select(filters)
-    plan = plan_evaluation(clean, data, selected, registry, split=split,
-                           limit_per_class=limit_per_class, labels_csv=labels_csv,
-                           strength=strength)
-    loaded = load_model(model, weights_tag=weights_tag, weights_path=weights_path,
-                        offline=offline)
-    result = run(plan, loaded, device=device, batch_size=batch_size, workers=workers, amp=amp,
-                 divergence_layers=list(divergence), progress=progress)
-    summary = summarize(result)
+    summary = evaluate(model, data, clean, filters, split=split, strength=strength,
+                       limit_per_class=limit_per_class, labels_csv=labels_csv,
+                       weights_path=weights_path, weights_tag=weights_tag, offline=offline,
+                       divergence=divergence, device=device, batch_size=batch_size,
+                       workers=workers, amp=amp, report_dir=report_dir, progress=progress,
+                       registry=registry_from(recipes, recipes_only))
     click.echo(format_table(summary))
     if report_dir:
-        paths = write_report(result, summary, report_dir)
-        click.echo(f"report: {', '.join(str(p) for p in paths.values())}")
+        click.echo(f"report: {report_dir}/ (report.md, report.csv, report.json, top1.png, "
+                   f"predictions.csv)")

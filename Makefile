@@ -79,5 +79,4 @@ fidelity: install
 	$(PY) -m instafilters.fidelity --shared ../shared/calibration
 
 recipes: install
-	$(PIP) install -q -e '.[fit]'
 	$(PY) tools/make_recipes.py --shared ../shared/calibration

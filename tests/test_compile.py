@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import instafilters
-from instafilters.compile import (CompiledFilter, ColourVignette, Exact, GainVignette,
-                                  GradientBlend, Lut, LutMatrix, MaskBlend, Matrix)
+from instafilters.compile import (HAS_16BIT_LUT, ColourVignette, CompiledFilter, Exact,
+                                  GainVignette, GradientBlend, Lut, LutMatrix, MaskBlend,
+                                  MaskLut, Matrix, _FunctionTone, compile_point_ops)
 from instafilters.recipe import parse_filter
 
 REGISTRY = instafilters.load_filters()
@@ -148,8 +149,8 @@ def test_masks_are_cached_per_size():
     ({"color": [0, 0, 0]}, GainVignette),
     ({"color": [200, 120, 40], "mode": "multiply"}, GainVignette),
     ({"color": [200, 120, 40]}, ColourVignette),
-    ({"color": [200, 120, 40], "mode": "screen"}, MaskBlend),
-    ({"curves": {"rgb": [[0, 0], [128, 90], [255, 240]]}}, MaskBlend),
+    ({"color": [200, 120, 40], "mode": "screen"}, MaskLut if HAS_16BIT_LUT else MaskBlend),
+    ({"curves": {"rgb": [[0, 0], [128, 90], [255, 240]]}}, MaskLut if HAS_16BIT_LUT else MaskBlend),
 ])
 def test_each_vignette_form_matches_direct_evaluation(params, step):
     f = make([{"op": "vignette", "radius": 0.2, "softness": 0.6, "strength": 0.8, **params}])
@@ -157,3 +158,31 @@ def test_each_vignette_form_matches_direct_evaluation(params, step):
     img = random_image(11, (90, 140, 3))
     err = np.abs(f(img) - f.recipe.evaluate(img / 255.0) * 255.0)
     assert err.max() <= 1.0 and err.mean() <= 0.3
+
+
+@pytest.mark.skipif(not HAS_16BIT_LUT, reason="OpenCV < 5 has no 16-bit LUT; MaskBlend runs")
+def test_curves_before_a_tone_vignette_fold_into_its_table():
+    f = make([{"op": "saturation", "amount": 1.2},
+              {"op": "curves", "rgb": [[0, 20], [128, 150], [255, 240]]},
+              {"op": "contrast", "amount": 1.1},
+              {"op": "vignette", "radius": 0.2, "softness": 0.6, "strength": 0.7,
+               "curves": {"rgb": [[0, 0], [128, 90], [255, 230]]}}])
+    assert [type(s) for s in f.steps] == [Matrix, MaskLut]
+    img = random_image(12, (90, 140, 3))
+    err = np.abs(f(img) - f.recipe.evaluate(img / 255.0) * 255.0)
+    assert err.max() <= 1.5 and err.mean() <= 0.4
+
+
+def test_mask_lut_and_mask_blend_agree_with_the_reference():
+    """Both forms of a tone vignette (OpenCV 5's 16-bit LUT, and the blend fallback)."""
+    f = make([{"op": "vignette", "radius": 0.1, "softness": 0.8, "strength": 0.9,
+               "curves": {"r": [[0, 30], [255, 200]], "b": [[0, 0], [100, 160], [255, 255]]}}])
+    op = f.recipe.ops[0]
+    img = random_image(13, (80, 120, 3))
+    ref = f.recipe.evaluate(img / 255.0) * 255.0
+    forms = [MaskBlend(op, compile_point_ops([_FunctionTone(op.effect)]))]
+    if HAS_16BIT_LUT:
+        forms.append(MaskLut(op))
+    for step in forms:
+        err = np.abs(step(img, np.empty_like(img)) - ref)
+        assert err.max() <= 1.0 and err.mean() <= 0.3, type(step).__name__

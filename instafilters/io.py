@@ -137,6 +137,15 @@ def format_for(path) -> str:
     return _FORMATS[suffix]
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path, data: bytes, temp_suffix: str | None = None) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file.
 
@@ -149,6 +158,7 @@ def atomic_write_bytes(path, data: bytes, temp_suffix: str | None = None) -> Non
                                suffix=path.suffix if temp_suffix is None else temp_suffix,
                                dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; outputs should read like any file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -134,3 +134,11 @@ def test_encoding_is_deterministic():
 def test_unknown_output_extension():
     with pytest.raises(ImageError, match="unknown output extension"):
         io.format_for("out.xyz")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    target = tmp_path / "x.jpg"
+    io.save(np.zeros((4, 4, 3), np.uint8), target)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600

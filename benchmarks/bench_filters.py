@@ -51,16 +51,18 @@ def main(argv=None):
     for name, t, desc in rows:
         steps = desc.split(": ", 1)[-1].rstrip(">")
         print(f"{name:14s} {t * 1e3:9.3f} {t * 1e3 / mp:7.2f} {t / t_codec:7.2f}  {steps}")
-    med = float(np.median([t for _, t, _ in rows]))
     worst = max(rows, key=lambda r: r[1])
     print(f"JPEG decode {t_decode * 1e3:.3f} ms + encode (q{io.DEFAULT_JPEG_QUALITY}) "
           f"{t_encode * 1e3:.3f} ms = {t_codec * 1e3:.3f} ms ({t_codec * 1e3 / mp:.2f} ms/MP)")
-    print(f"median filter {med * 1e3:.3f} ms ({med * 1e3 / mp:.2f} ms/MP), slowest "
-          f"{worst[0]} {worst[1] * 1e3:.3f} ms")
-    ratio = med / t_codec
-    print(f"RATIO median-filter / (decode+encode) = {ratio:.2f} (goal <= 0.5: "
-          f"{'met' if ratio <= 0.5 else 'NOT met'})")
-
+    print(f"slowest {worst[0]} {worst[1] * 1e3:.3f} ms")
+    paper = set(registry.select("paper"))
+    for label, subset in (("the 20 paper filters", [t for n, t, _ in rows if n in paper]),
+                          (f"all {len(rows)} filters", [t for _, t, _ in rows])):
+        med = float(np.median(subset))
+        ratio = med / t_codec
+        print(f"RATIO median filter of {label} / (decode+encode) = {med * 1e3:.3f} ms / "
+              f"{t_codec * 1e3:.3f} ms = {ratio:.2f} (goal <= 0.5: "
+              f"{'met' if ratio <= 0.5 else 'NOT met'})")
 
 if __name__ == "__main__":
     main()

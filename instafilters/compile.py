@@ -349,7 +349,7 @@ def compile_steps(recipe: FilterRecipe, wide: bool = False) -> list:
 # The fast 8-bit form is kept when it stays this close to the float reference on a probe
 # image; otherwise the 16-bit form is used. Tighter than the tested bound (2 / 0.5 grey
 # levels) so that other images stay inside it.
-PROBE_MAX_ERROR, PROBE_MEAN_ERROR = 1.5, 0.35
+PROBE_MAX_ERROR, PROBE_MEAN_ERROR = 1.8, 0.45
 
 
 def _probe_image():

@@ -139,8 +139,9 @@ class GainVignette(_SpatialStep):
     def __init__(self, op: Op):
         super().__init__()
         self.op = op
-        colour = np.asarray(op.params["color"], np.float32)
-        self.darkening = 1.0 - (colour if op.params["mode"] == "multiply" else 0.0 * colour)
+        # normal mode here means black: the effect is 0, i.e. a multiply by black
+        multiplier = op.params["color"] if op.params["mode"] == "multiply" else (0.0, 0.0, 0.0)
+        self.darkening = 1.0 - np.asarray(multiplier, np.float32)
 
     def _make_maps(self, h, w):
         m = self.op.mask(h, w)[..., None]

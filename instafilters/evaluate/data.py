@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import io
+from ..dataset.plan import walk
 from ..errors import ImageError, InstafiltersError
 from .metrics import UNLABELLED
 
@@ -53,20 +54,20 @@ def image_key(relpath) -> str:
 
 
 def scan_images(root: Path) -> dict[str, Path]:
-    """key -> path of every image file under `root`, skipping hidden and temporary files."""
+    """key -> path of every image file under `root`, walked as the build walks its source
+    (dataset.plan.walk: sorted, hidden and temporary files skipped, linked folders once)."""
     found: dict[str, Path] = {}
     root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith(".") or not io.is_image_path(name):
-                continue
-            path = Path(dirpath) / name
-            key = image_key(path.relative_to(root))
-            if key in found:
-                raise InstafiltersError(f"{root}: two images with the same name but different "
-                                        f"extensions: {found[key].name} and {name} in {path.parent}")
-            found[key] = path
+    for entry in walk(root):
+        if not entry.is_image:
+            continue
+        path = root / entry.rel
+        key = image_key(entry.rel)
+        if key in found:
+            raise InstafiltersError(f"{root}: two images with the same name but different "
+                                    f"extensions: {found[key].name} and {path.name} in "
+                                    f"{path.parent}")
+        found[key] = path
     return found
 
 

@@ -17,7 +17,7 @@ import yaml
 from . import ops
 from .errors import RecipeError
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # names become folder names: fullmatch only
 MAX_KNOTS = 16
 SETS = ("paper", "extra")
 
@@ -27,11 +27,14 @@ class _Invalid(ValueError):
 
 
 # ---------------------------------------------------------------- field parsers
-def _number(lo=None, hi=None):
+def _number(lo, hi):
+    """Every number of a recipe is read here: finite and in [lo, hi] (both finite), else an
+    error. Written as one chained comparison because NaN compares false with everything:
+    `not lo <= nan <= hi` refuses it, where `nan < lo or nan > hi` let it through."""
     def parse(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Invalid(f"expected a number, got {value!r}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
+        if not lo <= value <= hi:
             raise _Invalid(f"expected a number in [{lo}, {hi}], got {value!r}")
         return float(value)
     parse.doc = f"number in [{lo}, {hi}]"
@@ -126,7 +129,7 @@ def _gradient(value):
         raise _Invalid(f"expected a mapping with type and stops, got {value!r}")
     unknown = set(value) - set(GRADIENT_FIELDS)
     if unknown:
-        raise _Invalid(f"unknown gradient field {sorted(unknown)[0]!r}")
+        raise _Invalid(f"unknown gradient field {sorted(map(str, unknown))[0]!r}")
     stops = value.get("stops")
     if not isinstance(stops, (list, tuple)) or not 2 <= len(stops) <= MAX_KNOTS:
         raise _Invalid(f"gradient needs 2 to {MAX_KNOTS} stops [position, colour]")
@@ -283,7 +286,6 @@ class FilterRecipe:
     aliases: tuple[str, ...] = ()
     set: str = "extra"
     calibration: Mapping[str, Any] = field(default_factory=dict)
-    source: str = "<recipes>"
 
     def evaluate(self, x):
         """Reference float evaluation, op by op: the ground truth the compiler must match.
@@ -309,11 +311,11 @@ def parse_op(raw, *, file, filter_name, index) -> Op:
     if not isinstance(raw, Mapping) or "op" not in raw:
         raise RecipeError(f"expected a mapping with an 'op' key, got {raw!r}", **where)
     name = raw["op"]
-    spec = OP_SPECS.get(name)
+    spec = OP_SPECS.get(name) if isinstance(name, str) else None
     if spec is None:
         raise RecipeError(f"unknown op {name!r}; known ops: {', '.join(OP_SPECS)}", **where)
     where["op"] = f"{index} ({name})"
-    unknown = [k for k in raw if k != "op" and k not in spec.fields]
+    unknown = [str(k) for k in raw if k != "op" and k not in spec.fields]
     if unknown:
         raise RecipeError(f"unknown field; {name} takes {', '.join(spec.fields)}",
                           field=unknown[0], **where)
@@ -351,41 +353,86 @@ def _parse_nested(op_name, key, value, file, filter_name, index):
     return nested.params
 
 
+def _slug(value):
+    """Names and aliases become folder names and manifest fields: a slug, nothing else."""
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
+        raise _Invalid(f"expected a lowercase slug like 'toaster' (a-z, 0-9, '-', '_'; at "
+                       f"most 64), got {value!r}")
+    return value
+
+
+def _file_name(value):
+    """A calibration reference: a plain file name, read from the calibration folder."""
+    if (not isinstance(value, str) or value in ("", ".", "..")
+            or any(c in "/\\" or ord(c) < 32 for c in value)):
+        raise _Invalid(f"expected a plain file name, got {value!r}")
+    return value
+
+
+def _frame(value):
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(type(v) is int and 1 <= v <= 65535 for v in value)):
+        raise _Invalid(f"expected [height, width] in pixels, got {value!r}")
+    return [int(v) for v in value]
+
+
+CALIBRATION_FIELDS = {"reference": _file_name, "de_mean": _number(0, 100),
+                      "de_p95": _number(0, 100), "frame": _frame}
 FILTER_FIELDS = {"name", "aliases", "description", "set", "ops", "calibration"}
 
 
+def _calibration(value):
+    """What `fit` measured: reference file, CIEDE2000 mean and p95, and the frame."""
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected a mapping, got {value!r}")
+    unknown = sorted(map(str, set(value) - set(CALIBRATION_FIELDS)))
+    if unknown:
+        raise _Invalid(f"unknown calibration field {unknown[0]!r}; known: "
+                       f"{', '.join(CALIBRATION_FIELDS)}")
+    return {k: CALIBRATION_FIELDS[k](v) for k, v in value.items()}
+
+
+def _aliases(value):
+    if not isinstance(value, list):
+        raise _Invalid(f"expected a list of names, got {value!r}")
+    return tuple(_slug(a) for a in value)
+
+
 def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
+    """One filter mapping -> FilterRecipe. `default_set=None` leaves `set` None where the
+    file does not say it (the registry then keeps the set of the filter it replaces)."""
     if not isinstance(raw, Mapping):
         raise RecipeError(f"filter #{index}: expected a mapping, got {raw!r}", file=file)
-    name = raw.get("name")
-    if not isinstance(name, str) or not SLUG.match(name):
-        raise RecipeError(f"filter #{index}: name must be a lowercase slug like 'toaster', "
-                          f"got {name!r}", file=file, field="name")
+    try:
+        name = _slug(raw.get("name"))
+    except _Invalid as e:
+        raise RecipeError(f"filter #{index}: name: {e}", file=file, field="name") from None
     where = dict(file=file, filter=name)
-    unknown = set(raw) - FILTER_FIELDS
+    unknown = sorted(map(str, set(raw) - FILTER_FIELDS))
     if unknown:
         raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_FIELDS))}",
-                          field=sorted(unknown)[0], **where)
+                          field=unknown[0], **where)
     description = raw.get("description")
-    if not isinstance(description, str) or not description.strip():
-        raise RecipeError("missing one-line description", field="description", **where)
-    aliases = raw.get("aliases", []) or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-        raise RecipeError(f"expected a list of names, got {aliases!r}", field="aliases", **where)
+    if (not isinstance(description, str) or not description.strip()
+            or any(ord(c) < 32 for c in description.strip())):
+        raise RecipeError(f"expected a one-line description, got {description!r}",
+                          field="description", **where)
     set_ = raw.get("set", default_set)
-    if set_ not in SETS:
+    if set_ not in SETS and not (set_ is None and "set" not in raw):
         raise RecipeError(f"expected one of {', '.join(SETS)}, got {set_!r}", field="set", **where)
     raw_ops = raw.get("ops")
     if not isinstance(raw_ops, list):
         raise RecipeError("expected a list of ops", field="ops", **where)
-    calibration = raw.get("calibration", {}) or {}
-    if not isinstance(calibration, Mapping):
-        raise RecipeError("expected a mapping", field="calibration", **where)
+    fields = {}
+    for key, parse, empty in (("aliases", _aliases, []), ("calibration", _calibration, {})):
+        try:
+            fields[key] = parse(empty if raw.get(key) is None else raw[key])
+        except _Invalid as e:
+            raise RecipeError(str(e), field=key, **where) from None
     parsed_ops = tuple(parse_op(o, file=file, filter_name=name, index=i)
                        for i, o in enumerate(raw_ops))
     return FilterRecipe(name=name, description=description.strip(), ops=parsed_ops,
-                        aliases=tuple(a.lower() for a in aliases), set=set_,
-                        calibration=dict(calibration), source=str(file))
+                        set=set_, **fields)
 
 
 def load_recipe_file(path, default_set="extra") -> list[FilterRecipe]:

@@ -134,3 +134,104 @@ def test_cli_reports_recipe_error_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().startswith("Error:") and "unknown op 'blur'" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- hostile recipes (issue 7)
+def cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0, result.stdout
+    err = result.stderr.strip()
+    assert err.startswith("Error:") and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("op_text,field", [
+    ("{op: saturation, amount: BAD}", "amount"),
+    ("{op: curves, r: [[0, BAD], [255, 255]]}", "r"),
+    ("{op: curves, rgb: [[BAD, 0], [255, 255]]}", "rgb"),
+    ("{op: vignette, radius: BAD}", "radius"),
+    ("{op: gamma, value: BAD}", "value"),
+    ("{op: color_matrix, matrix: [[1, 0, 0], [0, BAD, 0], [0, 0, 1]]}", "matrix"),
+    ("{op: color_matrix, matrix: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], offset: [0, BAD, 0]}",
+     "offset"),
+    ("{op: blend, gradient: {stops: [[0, '#000000'], [BAD, '#ffffff']]}}", "gradient"),
+    ("{op: blend, gradient: {stops: [[0, '#000000'], [1, '#ffffff']], radius: BAD}}",
+     "gradient"),
+    ("{op: blend, color: [BAD, 0, 0]}", "color"),
+    ("{op: levels, gamma: [1, BAD, 1]}", "gamma"),
+    ("{op: levels, in_black: BAD}", "in_black"),
+    ("{op: blend, color: '#102030', opacity: BAD}", "opacity"),
+])
+def test_non_finite_numbers_are_refused_in_every_field(tmp_path, op_text, field, bad):
+    path = write(tmp_path, f"""
+    filters:
+    - name: ok
+      description: fine
+      ops:
+      - {op_text.replace("BAD", bad)}
+    """)
+    with pytest.raises(RecipeError, match="expected a number in") as err:
+        load_recipe_file(path)
+    assert f"field {field!r}" in str(err.value) and "op 0" in str(err.value)
+
+
+def test_nan_saturation_is_refused_by_the_cli(tmp_path, sample_photo):
+    path = write(tmp_path, """
+    filters:
+    - name: blackout
+      description: NaN would make every pixel black
+      ops: [{op: saturation, amount: .nan}]
+    """)
+    out = tmp_path / "out.png"
+    result = cli("apply", "-f", "blackout", "--recipes", path, sample_photo, out)
+    assert_one_line_error(result, str(path), "filter 'blackout'", "field 'amount'", "nan")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("body,field,fragment", [
+    ('filters: [{name: "evil\\n", description: x, ops: []}]', "name", "lowercase slug"),
+    ('filters: [{name: "../up", description: x, ops: []}]', "name", "lowercase slug"),
+    ('filters: [{name: "' + "a" * 65 + '", description: x, ops: []}]', "name", "at most 64"),
+    ('filters: [{name: 5, description: x, ops: []}]', "name", "lowercase slug"),
+    ('filters: [{name: a, aliases: ["x\\ty"], description: x, ops: []}]', "aliases",
+     "lowercase slug"),
+    ('filters: [{name: a, aliases: [Upper], description: x, ops: []}]', "aliases",
+     "lowercase slug"),
+    ('filters: [{name: a, aliases: b, description: x, ops: []}]', "aliases", "list of names"),
+    ('filters: [{name: a, description: "two\\nlines", ops: []}]', "description", "one-line"),
+    ("filters: [{name: a, description: x, ops: [{op: [saturation]}]}]", None, "unknown op"),
+    ("filters: [{name: a, description: x, ops: [], 1: x, b: y}]", "1", "unknown field"),
+    ("filters: [{name: a, description: x, ops: [], calibration: [1]}]", "calibration",
+     "expected a mapping"),
+    ("filters: [{name: a, description: x, ops: [], calibration: {de_mean: high}}]",
+     "calibration", "expected a number"),
+    ("filters: [{name: a, description: x, ops: [], calibration: {de_mean: .nan}}]",
+     "calibration", "expected a number in"),
+    ("filters: [{name: a, description: x, ops: [], calibration: {reference: ../../x.jpg}}]",
+     "calibration", "plain file name"),
+    ("filters: [{name: a, description: x, ops: [], calibration: {frame: [0, 10]}}]",
+     "calibration", "[height, width]"),
+    ("filters: [{name: a, description: x, ops: [], calibration: {colour: 1}}]",
+     "calibration", "unknown calibration field"),
+])
+def test_names_aliases_and_metadata_are_checked(tmp_path, body, field, fragment):
+    path = write(tmp_path, body)
+    with pytest.raises(RecipeError, match="my.yaml") as err:
+        load_recipe_file(path)
+    message = str(err.value)
+    assert fragment in message and "\n" not in message.replace("\\n", "")
+    if field:
+        assert f"field {field!r}" in message
+
+
+def test_evil_name_never_reaches_the_file_system(tmp_path, sample_photo):
+    path = write(tmp_path, 'filters: [{name: "evil\\n", description: x, ops: []}]')
+    result = cli("list", "--recipes", path)
+    assert_one_line_error(result, "lowercase slug")

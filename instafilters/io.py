@@ -8,8 +8,10 @@ Writes are atomic: a temporary file in the destination folder, fsync-free rename
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,11 +66,11 @@ def decode(path) -> Decoded:
     """Read an image file fully; any failure is an ImageError naming the file and the reason."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with _quiet(), Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ImageError(f"{path}: image too large ({im.width}x{im.height} pixels, "
                                  f"limit {MAX_PIXELS}): refusing a possible decompression bomb")
-            orientation = im.getexif().get(ORIENTATION_TAG)
+            orientation = _orientation(im)
             fmt, mode = im.format, im.mode
             im.load()
             rgb = np.asarray(to_rgb(im))
@@ -83,8 +85,31 @@ def decode(path) -> Decoded:
     except (OSError, SyntaxError, ValueError) as e:
         reason = "empty file" if path.stat().st_size == 0 else _reason(e)
         raise ImageError(f"{path}: cannot decode image ({reason})") from None
-    return Decoded(np.ascontiguousarray(rgb), orientation if orientation not in (None, 1) else None,
-                   mode, fmt)
+    return Decoded(np.ascontiguousarray(rgb), orientation, mode, fmt)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Pillow warns about odd metadata while opening: it is dropped (see _orientation), and
+    a warning would be a second line on the CLI's stderr. (catch_warnings(action=) is 3.11+.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation to carry to the output: an int 2..8, else None.
+
+    Read once, here, so encoders only ever see a valid value: a tag of the wrong type or out
+    of range (stored as ASCII, -3, 70000, a rational, a float, bytes: about one JPEG in 750
+    with damaged EXIF) is dropped, and the pixels stay as stored. 1 means "as stored" too.
+    EXIF parsing of damaged bytes can raise almost anything; metadata never fails a decode.
+    """
+    try:
+        value = image.getexif().get(ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001 - damaged metadata is ignored, see above
+        return None
+    return value if type(value) is int and 2 <= value <= 8 else None
 
 
 def _reason(e: Exception) -> str:

@@ -1,5 +1,6 @@
 """Decoding normalises every mode to RGB, keeps stored orientation, and fails with the file name."""
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -142,3 +143,37 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
+def exif_orientation(tag_type: int, count: int, value4: bytes) -> bytes:
+    """A little-endian EXIF block whose only tag is Orientation, stored as given."""
+    return b"Exif\0\0" + b"II*\x00" + struct.pack("<IHHHI4sI", 8, 1, 0x112, tag_type, count,
+                                                  value4, 0)
+
+
+BAD_ORIENTATIONS = {
+    "ascii": exif_orientation(2, 2, b"6\0\0\0"),
+    "negative": exif_orientation(8, 1, struct.pack("<h", -3) + b"\0\0"),
+    "too-big": exif_orientation(4, 1, struct.pack("<I", 70000)),
+    "byte": exif_orientation(1, 1, b"\x06\0\0\0"),
+    "float": exif_orientation(11, 1, struct.pack("<f", 6.0)),
+    "zero": exif_orientation(3, 1, b"\0\0\0\0"),
+    "nine": exif_orientation(3, 1, struct.pack("<H", 9) + b"\0\0"),
+    "truncated": b"Exif\0\0II*\x00\x08\x00\x00\x00\x05\x00\x12\x01",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ORIENTATIONS))
+def test_bad_orientation_tag_is_dropped(tmp_path, sample_photo, case):
+    path = tmp_path / "bad-exif.jpg"
+    photo(sample_photo, (60, 40)).save(path, quality=90, exif=BAD_ORIENTATIONS[case])
+    decoded = io.decode(path)
+    assert decoded.orientation is None and decoded.rgb.shape == (40, 60, 3)
+    for fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        assert io.encode_bytes(decoded.rgb, fmt, orientation=decoded.orientation)
+
+
+def test_valid_orientation_in_a_long_tag_is_kept(tmp_path, sample_photo):
+    path = tmp_path / "long.jpg"
+    photo(sample_photo, (60, 40)).save(path, exif=exif_orientation(4, 1, struct.pack("<I", 8)))
+    assert io.decode(path).orientation == 8

@@ -1,0 +1,66 @@
+"""Hostile inputs (issue 7), each through the real CLI in a subprocess, bounded by a timeout:
+a clear one-line error naming the file, or the work done; never a traceback or a hang."""
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_imagenet_tree
+
+TIMEOUT = 60
+
+
+def cli(*args, timeout=TIMEOUT):
+    return subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
+                          capture_output=True, timeout=timeout)
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert b"Traceback" not in result.stderr and b"Warning" not in result.stderr, result.stderr
+    return result.stdout.decode(errors="replace")
+
+
+def one_line_error(result, *fragments) -> str:
+    err = result.stderr.decode(errors="replace").strip()
+    assert result.returncode == 1, (result.returncode, err)
+    assert err.startswith("Error:") and "Traceback" not in err and len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert str(fragment) in err, err
+    return err
+
+
+def jpeg(path, size=(60, 40), **save):
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
+        path, "JPEG", quality=90, **save)
+    return path
+
+
+# ---------------------------------------------------------------- EXIF orientation
+ASCII_ORIENTATION = b"Exif\0\0" + b"II*\x00" + struct.pack("<IHHHI4sI", 8, 1, 0x112, 2, 2,
+                                                            b"6\0\0\0", 0)
+
+
+def test_apply_with_a_bad_orientation_tag_writes_pixels_as_stored(tmp_path):
+    src = jpeg(tmp_path / "bad.jpg", exif=ASCII_ORIENTATION)
+    out = tmp_path / "out.jpg"
+    ok(cli("apply", "-f", "toaster", src, out))
+    with Image.open(out) as im:
+        assert im.size == (60, 40) and 0x112 not in im.getexif()
+
+
+def test_build_with_a_bad_orientation_tag_builds_every_source(tmp_path):
+    src = tmp_path / "src"
+    rels = write_imagenet_tree(src, splits=("val",), classes=1, per_class=2)
+    jpeg(src / "val" / "n01440764" / "bad.JPEG", exif=ASCII_ORIENTATION)
+    out = tmp_path / "out"
+    ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
+    for rel in rels + ["val/n01440764/bad.JPEG"]:
+        assert (out / "toaster" / rel).is_file()
+    ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))  # resumes

@@ -12,13 +12,14 @@ import contextlib
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
 
 from .errors import ImageError
+from .files import open_regular, why
 
 ORIENTATION_TAG = 0x0112
 # Decompression-bomb guard: a real photo is far below this (ImageNet's largest is ~ 40 MP).
@@ -31,6 +32,20 @@ _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".web
             ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".gif": "GIF"}
 
 
+# Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes,
+# GIF's 16-bit ones); PNG, TIFF, BMP and PPM take anything a decoded image can be.
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535}
+
+
+def check_encodable(shape, fmt: str) -> None:
+    """ValueError naming the limit, before an encoder fails with a cryptic OverflowError,
+    ValueError or 'broken data stream'."""
+    limit = MAX_SIDE.get(fmt)
+    if limit is not None and max(shape[:2]) > limit:
+        raise ValueError(f"{shape[1]}x{shape[0]} pixels is too large for {fmt} (at most "
+                         f"{limit} pixels a side)")
+
+
 def is_image_path(path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -40,13 +55,20 @@ class Decoded:
     """Pixels plus what must travel to the output."""
     rgb: np.ndarray
     orientation: int | None = None
-    source_mode: str = "RGB"
     source_format: str | None = None
-    info: dict = field(default_factory=dict)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB. Transparency is composited over white, as a browser would."""
+    """Any Pillow mode -> RGB, scaled by the mode's range, never by the pixels' values.
+
+    Transparency is composited over white, as a browser would. 16-bit modes (I;16*) and
+    mode I (32-bit int, which is how Pillow opens 16-bit PGM and some 16-bit PNGs) are read
+    as 0..65535: v -> round(v / 257), so an 8-bit value stored as 16 bits (v * 257) comes
+    back exactly; values outside 0..65535 clip. Mode F (float TIFF) is read as 0..1, the
+    usual convention for float images (Pillow's own convert would read it as 0..255 and
+    make a [0, 1] image black); it is clipped to [0, 1]. A mode that cannot be converted
+    (or a float image with NaN/inf) raises ValueError, which decode names with the file.
+    """
     if image.mode == "RGB":
         return image
     if image.mode == "P" and "transparency" in image.info:
@@ -55,10 +77,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(image, dtype=np.float64)
-        scale = 65535.0 if arr.max() > 255 else 255.0
-        return Image.fromarray(np.clip(arr / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        if image.mode == "F":
+            scaled = np.asarray(image, dtype=np.float64) * 255.0
+            if not np.isfinite(scaled).all():
+                raise ValueError("float image with NaN or infinite pixels")
+        else:
+            scaled = np.asarray(image, dtype=np.float64) / 257.0
+        grey = np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
     return image.convert("RGB")
 
 
@@ -66,26 +93,31 @@ def decode(path) -> Decoded:
     """Read an image file fully; any failure is an ImageError naming the file and the reason."""
     path = Path(path)
     try:
-        with _quiet(), Image.open(path) as im:
+        f = open_regular(path)
+        empty = os.fstat(f.fileno()).st_size == 0
+    except OSError as e:  # missing, no permission, a symlink loop, a FIFO: never read
+        raise ImageError(f"{path}: {why(e)}") from None
+    try:
+        with f, _quiet(), Image.open(f) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ImageError(f"{path}: image too large ({im.width}x{im.height} pixels, "
                                  f"limit {MAX_PIXELS}): refusing a possible decompression bomb")
             orientation = _orientation(im)
-            fmt, mode = im.format, im.mode
+            fmt = im.format
             im.load()
-            rgb = np.asarray(to_rgb(im))
+            try:
+                rgb = np.asarray(to_rgb(im))
+            except ValueError as e:
+                raise ImageError(f"{path}: cannot convert mode {im.mode} to RGB "
+                                 f"({_reason(e)})") from None
     except ImageError:
         raise
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except PermissionError:
-        raise ImageError(f"{path}: permission denied") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:
-        reason = "empty file" if path.stat().st_size == 0 else _reason(e)
+        reason = "empty file" if empty else _reason(e)
         raise ImageError(f"{path}: cannot decode image ({reason})") from None
-    return Decoded(np.ascontiguousarray(rgb), orientation, mode, fmt)
+    return Decoded(np.ascontiguousarray(rgb), orientation, fmt)
 
 
 @contextlib.contextmanager
@@ -137,6 +169,7 @@ def load_rgb(image) -> np.ndarray:
 def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orientation=None) -> bytes:
     """Encode to bytes in memory: fixed settings so the same pixels give the same bytes."""
     import io as _io
+    check_encodable(rgb.shape, fmt)
     image = Image.fromarray(rgb, "RGB")
     kwargs = {}
     if fmt == "JPEG":
@@ -199,6 +232,10 @@ def save(rgb: np.ndarray, path, quality=DEFAULT_JPEG_QUALITY, orientation=None) 
     """Encode by the extension of `path` and write atomically; errors name the file."""
     fmt = format_for(path)
     try:
-        atomic_write_bytes(path, encode_bytes(rgb, fmt, quality, orientation))
+        data = encode_bytes(rgb, fmt, quality, orientation)
+    except ValueError as e:
+        raise ImageError(f"{path}: cannot encode ({e})") from None
+    try:
+        atomic_write_bytes(path, data)
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None

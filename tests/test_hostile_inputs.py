@@ -64,3 +64,21 @@ def test_build_with_a_bad_orientation_tag_builds_every_source(tmp_path):
     for rel in rels + ["val/n01440764/bad.JPEG"]:
         assert (out / "toaster" / rel).is_file()
     ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))  # resumes
+
+
+# ---------------------------------------------------------------- images the encoders refuse
+@pytest.mark.parametrize("ext", [".gif", ".webp"])
+def test_apply_to_a_format_too_small_for_the_image_is_one_line(tmp_path, ext):
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (70000, 2), (90, 120, 150)).save(wide)
+    out = tmp_path / f"out{ext}"
+    one_line_error(cli("apply", "-f", "toaster", wide, out), out, "too large for")
+    assert not out.exists()
+
+
+def test_float_tiff_in_0_1_is_not_black(tmp_path):
+    src = tmp_path / "float.tif"
+    Image.fromarray(np.full((16, 16), 0.5, np.float32)).save(src)
+    out = tmp_path / "out.png"
+    ok(cli("apply", "-f", "inkwell", "--strength", "0", src, out))
+    assert abs(np.asarray(Image.open(out)).mean() - 128) <= 1

@@ -177,3 +177,61 @@ def test_valid_orientation_in_a_long_tag_is_kept(tmp_path, sample_photo):
     path = tmp_path / "long.jpg"
     photo(sample_photo, (60, 40)).save(path, exif=exif_orientation(4, 1, struct.pack("<I", 8)))
     assert io.decode(path).orientation == 8
+
+
+# ---------------------------------------------------------------- modes scale by their range
+def test_16_bit_is_scaled_by_the_mode_not_by_the_pixels(tmp_path):
+    """Two 16-bit images whose maxima are 255 and 256 once came out 127 and 0.5 apart."""
+    ramp = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    for name, values, want in (("low", ramp, np.round(ramp / 257)),
+                               ("low-plus-one", ramp + 1, np.round((ramp + 1) / 257)),
+                               ("expanded", ramp * 257, ramp)):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(values).save(path)
+        with Image.open(path) as im:
+            assert im.mode.startswith("I")  # really a 16-bit file
+        grey = io.decode(path).rgb[..., 0]
+        assert np.array_equal(grey, want.astype(np.uint8)), name
+
+
+def test_16_bit_pgm_opened_as_mode_i_uses_the_same_scale(tmp_path):
+    path = tmp_path / "g.pgm"
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(path)
+    assert io.decode(path).rgb.min() == 255
+
+
+def test_float_tiff_is_read_as_0_to_1(tmp_path):
+    path = tmp_path / "f.tif"
+    Image.fromarray(np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)).save(path)
+    grey = io.decode(path).rgb[..., 0]
+    assert grey.min() == 0 and grey.max() == 255 and abs(grey.mean() - 127.5) < 1
+
+
+def test_float_tiff_with_nan_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "nan.tif"
+    Image.fromarray(np.full((4, 4), np.nan, np.float32)).save(path)
+    with pytest.raises(ImageError, match="nan.tif: cannot convert mode F to RGB"):
+        io.decode(path)
+
+
+@pytest.mark.parametrize("fmt,side", [("WEBP", 16384), ("GIF", 70000), ("JPEG", 65501)])
+def test_too_wide_for_the_format_is_a_clear_error(tmp_path, fmt, side):
+    with pytest.raises(ValueError, match=f"too large for {fmt}"):
+        io.encode_bytes(np.zeros((1, side, 3), np.uint8), fmt)
+    target = tmp_path / f"wide.{fmt.lower()}"
+    with pytest.raises(ImageError, match=f"wide.{fmt.lower()}: cannot encode"):
+        io.save(np.zeros((1, side, 3), np.uint8), target)
+    assert not target.exists() and os.listdir(tmp_path) == []
+
+
+def test_fifo_and_symlink_loop_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="pipe.jpg: a FIFO, not a regular file"):
+        io.decode(fifo)  # would block forever if it were opened for a blocking read
+    (tmp_path / "loop.JPEG").symlink_to("b.JPEG")
+    (tmp_path / "b.JPEG").symlink_to("loop.JPEG")
+    with pytest.raises(ImageError, match="loop.JPEG: too many levels of symbolic links"):
+        io.decode(tmp_path / "loop.JPEG")
+    with pytest.raises(ImageError, match="a folder, not a regular file"):
+        io.decode(tmp_path)

@@ -16,14 +16,22 @@ import yaml
 
 from . import ops
 from .errors import RecipeError
+from .files import load_yaml, read_text, why
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # names become folder names: fullmatch only
 MAX_KNOTS = 16
 SETS = ("paper", "extra")
+MAX_RECIPE_BYTES = 1_000_000  # the bundled file, 42 filters, is 40 kB
 
 
 class _Invalid(ValueError):
     """Raised by a field parser; the caller adds file/filter/op/field context."""
+
+
+def _show(value, quote=True, limit=60) -> str:
+    """A value for an error message, cut short: a huge value must not make a huge line."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ---------------------------------------------------------------- field parsers
@@ -33,9 +41,9 @@ def _number(lo, hi):
     `not lo <= nan <= hi` refuses it, where `nan < lo or nan > hi` let it through."""
     def parse(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Invalid(f"expected a number, got {value!r}")
+            raise _Invalid(f"expected a number, got {_show(value)}")
         if not lo <= value <= hi:
-            raise _Invalid(f"expected a number in [{lo}, {hi}], got {value!r}")
+            raise _Invalid(f"expected a number in [{lo}, {hi}], got {_show(value)}")
         return float(value)
     parse.doc = f"number in [{lo}, {hi}]"
     return parse
@@ -57,14 +65,14 @@ def _per_channel(lo, hi):
 def _choice(*options):
     def parse(value):
         if value not in options:
-            raise _Invalid(f"expected one of {', '.join(map(str, options))}, got {value!r}")
+            raise _Invalid(f"expected one of {', '.join(map(str, options))}, got {_show(value)}")
         return value
     return parse
 
 
 def _boolean(value):
     if not isinstance(value, bool):
-        raise _Invalid(f"expected true or false, got {value!r}")
+        raise _Invalid(f"expected true or false, got {_show(value)}")
     return value
 
 
@@ -74,17 +82,17 @@ def _color(value):
         return tuple(int(value[i:i + 2], 16) / 255.0 for i in (1, 3, 5))
     if isinstance(value, (list, tuple)) and len(value) == 3:
         return tuple(_number(0, 255)(v) / 255.0 for v in value)
-    raise _Invalid(f"expected '#rrggbb' or [r, g, b] in 0-255, got {value!r}")
+    raise _Invalid(f"expected '#rrggbb' or [r, g, b] in 0-255, got {_show(value)}")
 
 
 def _points(value):
     """Curve knots: 2..16 [in, out] pairs in 0-255 with strictly increasing inputs."""
     if not isinstance(value, (list, tuple)) or not 2 <= len(value) <= MAX_KNOTS:
-        raise _Invalid(f"expected 2 to {MAX_KNOTS} [in, out] pairs, got {value!r}")
+        raise _Invalid(f"expected 2 to {MAX_KNOTS} [in, out] pairs, got {_show(value)}")
     pts = []
     for p in value:
         if not isinstance(p, (list, tuple)) or len(p) != 2:
-            raise _Invalid(f"expected an [in, out] pair, got {p!r}")
+            raise _Invalid(f"expected an [in, out] pair, got {_show(p)}")
         pts.append(tuple(_number(0, 255)(v) for v in p))
     if any(b[0] <= a[0] for a, b in zip(pts, pts[1:])):
         raise _Invalid("knot inputs must be strictly increasing")
@@ -94,7 +102,7 @@ def _points(value):
 def _vec2(lo, hi):
     def parse(value):
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise _Invalid(f"expected [x, y], got {value!r}")
+            raise _Invalid(f"expected [x, y], got {_show(value)}")
         return tuple(_number(lo, hi)(v) for v in value)
     return parse
 
@@ -102,14 +110,14 @@ def _vec2(lo, hi):
 def _matrix3(value):
     if (not isinstance(value, (list, tuple)) or len(value) != 3
             or any(not isinstance(r, (list, tuple)) or len(r) != 3 for r in value)):
-        raise _Invalid(f"expected a 3x3 list of rows, got {value!r}")
+        raise _Invalid(f"expected a 3x3 list of rows, got {_show(value)}")
     return tuple(tuple(_number(-16, 16)(v) for v in row) for row in value)
 
 
 def _vec3(lo, hi):
     def parse(value):
         if not isinstance(value, (list, tuple)) or len(value) != 3:
-            raise _Invalid(f"expected [r, g, b], got {value!r}")
+            raise _Invalid(f"expected [r, g, b], got {_show(value)}")
         return tuple(_number(lo, hi)(v) for v in value)
     return parse
 
@@ -126,17 +134,17 @@ GRADIENT_FIELDS = {
 
 def _gradient(value):
     if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping with type and stops, got {value!r}")
+        raise _Invalid(f"expected a mapping with type and stops, got {_show(value)}")
     unknown = set(value) - set(GRADIENT_FIELDS)
     if unknown:
-        raise _Invalid(f"unknown gradient field {sorted(map(str, unknown))[0]!r}")
+        raise _Invalid(f"unknown gradient field {_show(sorted(map(str, unknown))[0])}")
     stops = value.get("stops")
     if not isinstance(stops, (list, tuple)) or not 2 <= len(stops) <= MAX_KNOTS:
         raise _Invalid(f"gradient needs 2 to {MAX_KNOTS} stops [position, colour]")
     parsed = []
     for s in stops:
         if not isinstance(s, (list, tuple)) or len(s) != 2:
-            raise _Invalid(f"expected a [position, colour] stop, got {s!r}")
+            raise _Invalid(f"expected a [position, colour] stop, got {_show(s)}")
         parsed.append((_number(0, 1)(s[0]), _color(s[1])))
     if any(b[0] < a[0] for a, b in zip(parsed, parsed[1:])):
         raise _Invalid("gradient stop positions must be increasing")
@@ -309,13 +317,13 @@ class FilterRecipe:
 def parse_op(raw, *, file, filter_name, index) -> Op:
     where = dict(file=file, filter=filter_name, op=index)
     if not isinstance(raw, Mapping) or "op" not in raw:
-        raise RecipeError(f"expected a mapping with an 'op' key, got {raw!r}", **where)
+        raise RecipeError(f"expected a mapping with an 'op' key, got {_show(raw)}", **where)
     name = raw["op"]
     spec = OP_SPECS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise RecipeError(f"unknown op {name!r}; known ops: {', '.join(OP_SPECS)}", **where)
+        raise RecipeError(f"unknown op {_show(name)}; known ops: {', '.join(OP_SPECS)}", **where)
     where["op"] = f"{index} ({name})"
-    unknown = [str(k) for k in raw if k != "op" and k not in spec.fields]
+    unknown = [_show(k, quote=False) for k in raw if k != "op" and k not in spec.fields]
     if unknown:
         raise RecipeError(f"unknown field; {name} takes {', '.join(spec.fields)}",
                           field=unknown[0], **where)
@@ -348,7 +356,7 @@ def _parse_nested(op_name, key, value, file, filter_name, index):
     """The vignette's `curves` field is itself a curves op's fields."""
     assert op_name == "vignette" and key == "curves"
     if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping of r/g/b/rgb knots, got {value!r}")
+        raise _Invalid(f"expected a mapping of r/g/b/rgb knots, got {_show(value)}")
     nested = parse_op({"op": "curves", **value}, file=file, filter_name=filter_name, index=index)
     return nested.params
 
@@ -357,7 +365,7 @@ def _slug(value):
     """Names and aliases become folder names and manifest fields: a slug, nothing else."""
     if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise _Invalid(f"expected a lowercase slug like 'toaster' (a-z, 0-9, '-', '_'; at "
-                       f"most 64), got {value!r}")
+                       f"most 64), got {_show(value)}")
     return value
 
 
@@ -365,14 +373,14 @@ def _file_name(value):
     """A calibration reference: a plain file name, read from the calibration folder."""
     if (not isinstance(value, str) or value in ("", ".", "..")
             or any(c in "/\\" or ord(c) < 32 for c in value)):
-        raise _Invalid(f"expected a plain file name, got {value!r}")
+        raise _Invalid(f"expected a plain file name, got {_show(value)}")
     return value
 
 
 def _frame(value):
     if (not isinstance(value, (list, tuple)) or len(value) != 2
             or not all(type(v) is int and 1 <= v <= 65535 for v in value)):
-        raise _Invalid(f"expected [height, width] in pixels, got {value!r}")
+        raise _Invalid(f"expected [height, width] in pixels, got {_show(value)}")
     return [int(v) for v in value]
 
 
@@ -384,17 +392,17 @@ FILTER_FIELDS = {"name", "aliases", "description", "set", "ops", "calibration"}
 def _calibration(value):
     """What `fit` measured: reference file, CIEDE2000 mean and p95, and the frame."""
     if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping, got {value!r}")
+        raise _Invalid(f"expected a mapping, got {_show(value)}")
     unknown = sorted(map(str, set(value) - set(CALIBRATION_FIELDS)))
     if unknown:
-        raise _Invalid(f"unknown calibration field {unknown[0]!r}; known: "
+        raise _Invalid(f"unknown calibration field {_show(unknown[0])}; known: "
                        f"{', '.join(CALIBRATION_FIELDS)}")
     return {k: CALIBRATION_FIELDS[k](v) for k, v in value.items()}
 
 
 def _aliases(value):
     if not isinstance(value, list):
-        raise _Invalid(f"expected a list of names, got {value!r}")
+        raise _Invalid(f"expected a list of names, got {_show(value)}")
     return tuple(_slug(a) for a in value)
 
 
@@ -402,7 +410,7 @@ def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
     """One filter mapping -> FilterRecipe. `default_set=None` leaves `set` None where the
     file does not say it (the registry then keeps the set of the filter it replaces)."""
     if not isinstance(raw, Mapping):
-        raise RecipeError(f"filter #{index}: expected a mapping, got {raw!r}", file=file)
+        raise RecipeError(f"filter #{index}: expected a mapping, got {_show(raw)}", file=file)
     try:
         name = _slug(raw.get("name"))
     except _Invalid as e:
@@ -411,15 +419,15 @@ def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
     unknown = sorted(map(str, set(raw) - FILTER_FIELDS))
     if unknown:
         raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_FIELDS))}",
-                          field=unknown[0], **where)
+                          field=_show(unknown[0], quote=False), **where)
     description = raw.get("description")
     if (not isinstance(description, str) or not description.strip()
             or any(ord(c) < 32 for c in description.strip())):
-        raise RecipeError(f"expected a one-line description, got {description!r}",
+        raise RecipeError(f"expected a one-line description, got {_show(description)}",
                           field="description", **where)
     set_ = raw.get("set", default_set)
     if set_ not in SETS and not (set_ is None and "set" not in raw):
-        raise RecipeError(f"expected one of {', '.join(SETS)}, got {set_!r}", field="set", **where)
+        raise RecipeError(f"expected one of {', '.join(SETS)}, got {_show(set_)}", field="set", **where)
     raw_ops = raw.get("ops")
     if not isinstance(raw_ops, list):
         raise RecipeError("expected a list of ops", field="ops", **where)
@@ -439,11 +447,11 @@ def load_recipe_file(path, default_set="extra") -> list[FilterRecipe]:
     """Read and validate a recipe file; duplicate names or aliases within it are errors."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MAX_RECIPE_BYTES)
     except OSError as e:
-        raise RecipeError(f"cannot read recipe file: {e.strerror or e}", file=path) from None
+        raise RecipeError(f"cannot read recipe file: {why(e)}", file=path) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""

@@ -82,3 +82,44 @@ def test_float_tiff_in_0_1_is_not_black(tmp_path):
     out = tmp_path / "out.png"
     ok(cli("apply", "-f", "inkwell", "--strength", "0", src, out))
     assert abs(np.asarray(Image.open(out)).mean() - 128) <= 1
+
+
+# ---------------------------------------------------------------- FIFOs and recipe bombs
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.jpg"
+    os.mkfifo(path)
+    return path
+
+
+def test_apply_refuses_a_fifo_at_once(tmp_path, fifo):
+    one_line_error(cli("apply", "-f", "toaster", fifo, tmp_path / "out.jpg", timeout=20),
+                   fifo, "a FIFO, not a regular file")
+
+
+def test_preview_refuses_a_fifo_at_once(tmp_path, fifo):
+    one_line_error(cli("preview", fifo, "-o", tmp_path / "sheet.jpg", timeout=20),
+                   fifo, "a FIFO, not a regular file")
+
+
+@pytest.mark.parametrize("command", ["list", "apply", "preview"])
+def test_recipes_option_refuses_a_fifo_at_once(tmp_path, sample_photo, command):
+    recipes = tmp_path / "my.yaml"
+    os.mkfifo(recipes)
+    args = {"list": [], "apply": ["-f", "toaster", sample_photo, tmp_path / "o.jpg"],
+            "preview": [sample_photo, "-o", tmp_path / "s.jpg"]}[command]
+    one_line_error(cli(command, *args, "--recipes", recipes, timeout=20),
+                   recipes, "a FIFO, not a regular file")
+
+
+@pytest.mark.parametrize("name,body,fragment", [
+    ("laughs.yaml", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+                    "filters: *b\n", "anchors and aliases"),
+    ("deep.yaml", "filters: " + "[" * 100_000, "nest"),
+    ("big.yaml", "filters: []\n" + "#" * 10_000_000 + "\n", "over the limit"),
+])
+def test_recipe_bombs_are_one_line_and_quick(tmp_path, name, body, fragment):
+    path = tmp_path / name
+    path.write_text(body)
+    err = one_line_error(cli("list", "--recipes", path, timeout=20), path, fragment)
+    assert len(err) < 300

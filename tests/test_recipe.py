@@ -235,3 +235,41 @@ def test_evil_name_never_reaches_the_file_system(tmp_path, sample_photo):
     path = write(tmp_path, 'filters: [{name: "evil\\n", description: x, ops: []}]')
     result = cli("list", "--recipes", path)
     assert_one_line_error(result, "lowercase slug")
+
+
+def billion_laughs(levels: int) -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nfilters: *l{levels - 1}\n"
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (billion_laughs(10), "anchors and aliases"),
+    ("a: &x {name: a}\nfilters: []\n", "anchors and aliases"),
+    ("filters: " + "[" * 100_000, "nest"),
+    ("filters: " + "[" * 40 + "]" * 40, "nested deeper than 32"),
+    ("filters: []\n" + "#" * 1_000_001, "over the limit of 1000000"),
+])
+def test_yaml_bombs_are_refused_quickly(tmp_path, body, fragment):
+    path = tmp_path / "my.yaml"
+    path.write_text(body)
+    with pytest.raises(RecipeError, match="my.yaml") as err:
+        load_recipe_file(path)
+    message = str(err.value)
+    assert fragment in message and len(message) < 300, message
+
+
+def test_non_utf8_recipe_names_the_byte(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_bytes("filters: [{name: caf\xe9, description: x, ops: []}]\n".encode("latin-1"))
+    with pytest.raises(RecipeError, match=r"my.yaml: cannot read recipe file: not UTF-8 text "
+                                          r"\(byte 0xe9 at offset 20\)"):
+        load_recipe_file(path)
+
+
+def test_huge_values_make_short_error_lines(tmp_path):
+    path = write(tmp_path, "filters: [{name: a, description: x, ops: [{op: saturation, "
+                 "amount: '" + "x" * 100_000 + "'}]}]")
+    with pytest.raises(RecipeError) as err:
+        load_recipe_file(path)
+    assert len(str(err.value)) < 300

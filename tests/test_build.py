@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, write_imagenet_tree
-from instafilters.dataset.plan import Shard, shard_of, walk
+from instafilters.dataset.plan import Shard, shard_of
+from instafilters.tree import walk
 from instafilters.io import TEMP_PREFIX
 
 RECIPES = """\

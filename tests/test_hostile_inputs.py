@@ -34,6 +34,15 @@ def one_line_error(result, *fragments) -> str:
     return err
 
 
+def build_failed(result, *fragments) -> str:
+    """A build logs to stderr as it goes; its last line is the one error."""
+    err = result.stderr.decode(errors="replace").strip()
+    assert result.returncode == 1 and "Traceback" not in err, (result.returncode, err)
+    last = err.splitlines()[-1]
+    assert last.startswith("Error:") and all(str(f) in last for f in fragments), err
+    return err
+
+
 def jpeg(path, size=(60, 40), **save):
     rng = np.random.default_rng(0)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,3 +132,73 @@ def test_recipe_bombs_are_one_line_and_quick(tmp_path, name, body, fragment):
     path.write_text(body)
     err = one_line_error(cli("list", "--recipes", path, timeout=20), path, fragment)
     assert len(err) < 300
+
+
+# ---------------------------------------------------------------- the tree walk
+def images(root, **kw):
+    from instafilters.tree import walk
+    return [e.rel for e in walk(root, **kw) if e.is_image]
+
+
+def test_symlink_loop_is_reported_by_build_and_apply_without_a_traceback(tmp_path):
+    src = tmp_path / "src"
+    rels = write_imagenet_tree(src, splits=("val",), classes=1, per_class=2, extras=False)
+    folder = src / "val" / "n01440764"
+    (folder / "loop.JPEG").symlink_to("b.JPEG")
+    (folder / "b.JPEG").symlink_to("loop.JPEG")
+    out = tmp_path / "out"
+    for _ in range(2):  # and on the rerun
+        err = build_failed(cli("build", "--src", src, "--out", out, "--filters", "toaster",
+                               "-j1"), "2 of 4 sources failed")
+    assert all((out / "toaster" / rel).is_file() for rel in rels)
+    failures = b"".join(p.read_bytes() for p in (out / ".instafilters").glob("failures*"))
+    assert b"loop.JPEG" in failures and b"symbolic links" in failures, (err, failures)
+    one_line_error(cli("apply", "-f", "toaster", folder / "loop.JPEG", tmp_path / "o.jpg"),
+                   "loop.JPEG", "too many levels of symbolic links")
+
+
+def test_walk_never_enters_an_output_tree(tmp_path):
+    src, other = tmp_path / "src", tmp_path / "other-build"
+    rels = write_imagenet_tree(src, splits=("val",), classes=1, per_class=2, extras=False)
+    jpeg(src / "old-build" / "toaster" / "val" / "x.JPEG")  # another build's output in --src
+    (src / "old-build" / ".instafilters").mkdir()
+    jpeg(other / "toaster" / "y.JPEG")
+    (other / ".instafilters").mkdir()
+    (src / "linked").symlink_to(other / "toaster")  # a link into an output tree
+    assert images(src) == rels
+    # the walk of an output tree itself (eval's filtered tree) still sees it all
+    assert images(other / "toaster") == ["y.JPEG"] and images(other) == ["toaster/y.JPEG"]
+
+
+def test_symlink_into_out_does_not_grow_the_output_tree(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    rels = write_imagenet_tree(src, splits=("val",), classes=1, per_class=2, extras=False)
+    (src / "mirror").symlink_to(out / "toaster", target_is_directory=True)  # dangling at first
+    args = ("build", "--src", src, "--out", out, "--filters", "toaster", "-j1")
+    for _ in range(3):
+        ok(cli(*args))
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.JPEG"))
+    assert written == [f"toaster/{r}" for r in rels]
+
+
+def test_walk_skips_fifos_and_keeps_any_bytes_in_names(tmp_path):
+    root = tmp_path / "tree"
+    jpeg(root / "a" / "ok.JPEG")
+    os.mkfifo(root / "a" / "pipe.JPEG")
+    os.mkfifo(root / "a" / "pipe.txt")
+    odd = os.fsdecode(b"caf\xe9-\xff\n\t.JPEG")  # not UTF-8, with a newline and a tab
+    jpeg(root / "a" / odd)
+    from instafilters.tree import walk
+    entries = [(e.rel, e.is_image) for e in walk(root)]
+    assert entries == [("a/" + odd, True), ("a/ok.JPEG", True)]
+    assert os.fsencode(entries[0][0]) == b"a/caf\xe9-\xff\n\t.JPEG"  # the bytes, faithfully
+
+
+def test_build_with_fifos_in_src_finishes(tmp_path):
+    src = tmp_path / "src"
+    rels = write_imagenet_tree(src, splits=("val",), classes=1, per_class=2, extras=False)
+    os.mkfifo(src / "val" / "pipe.JPEG")
+    os.mkfifo(src / "val" / "notes")
+    out = tmp_path / "out"
+    text = ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
+    assert f"of {len(rels)} sources" in text and "0 non-image" in text

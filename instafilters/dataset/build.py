@@ -22,7 +22,8 @@ import numpy as np
 from .. import io
 from ..errors import ImageError, InstafiltersError
 from . import manifest as mf
-from .plan import Shard, batches, iter_temporaries, walk
+from ..tree import walk
+from .plan import Shard, batches, iter_temporaries
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 TEMP_SUFFIX = ".tmp"  # a temporary is never named like an image (ImageFolder would load it)

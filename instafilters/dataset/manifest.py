@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InstafiltersError
 from ..io import TEMP_PREFIX
-from .plan import META_DIR
+from ..tree import META_DIR
 
 RUN_FILE = "run.json"
 FORMAT = 1

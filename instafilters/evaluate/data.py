@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import io
-from ..dataset.plan import walk
+from ..tree import walk
 from ..errors import ImageError, InstafiltersError
 from .metrics import UNLABELLED
 
@@ -55,7 +55,7 @@ def image_key(relpath) -> str:
 
 def scan_images(root: Path) -> dict[str, Path]:
     """key -> path of every image file under `root`, walked as the build walks its source
-    (dataset.plan.walk: sorted, hidden and temporary files skipped, linked folders once)."""
+    (instafilters.tree.walk: sorted, hidden and temporary files skipped, linked folders once)."""
     found: dict[str, Path] = {}
     root = Path(root)
     for entry in walk(root):

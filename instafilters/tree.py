@@ -1,0 +1,136 @@
+"""Walking an image tree: the one walk that build (its --src) and eval (clean and filtered
+trees) share, so both see the same files in the same order.
+
+`walk` yields one entry at a time, names sorted (the same on every machine for the same
+names, whatever bytes they hold), and never holds the whole tree.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import InstafiltersError
+from .io import is_image_path
+
+META_DIR = ".instafilters"  # marks an output tree (manifest, failures, logs); never a filter
+                            # name, since names are slugs
+
+
+@dataclass(frozen=True)
+class Entry:
+    rel: str  # path relative to the source root, '/'-separated
+    is_image: bool
+    size: int = 0
+
+
+def split_roots(src: Path, split: str | None) -> list[str]:
+    """The sub-folders of `src` to walk: '' (all of it) or each name of a comma list."""
+    if not split:
+        return [""]
+    roots = []
+    for name in (s.strip().strip("/") for s in split.split(",")):
+        if not name:
+            continue
+        if not (src / name).is_dir():
+            present = sorted(p.name for p in src.iterdir() if p.is_dir()) if src.is_dir() else []
+            raise InstafiltersError(f"--split {name}: no folder {src / name} (found: "
+                                    f"{', '.join(present) or 'none'})")
+        roots.append(name)
+    return roots
+
+
+def walk(src, split: str | None = None, limit_per_class: int | None = None,
+         exclude: Iterable = (), sizes: bool = False) -> Iterator[Entry]:
+    """Every regular file under `src` (or its --split folders), depth first, names sorted.
+
+    Skipped: hidden names (starting with '.'); `exclude` folders and anything inside them
+    (an --out inside --src, or reached through a symlink); every instafilters output tree
+    (a folder holding META_DIR) other than the one `src` itself lies in, so a build's output
+    inside --src, or linked from it, is never filtered again; FIFOs, devices and sockets,
+    which are never opened. Directory symlinks are followed once (ImageNet trees are often
+    symlink farms). An image name that is a dangling link or a symlink loop is still
+    yielded, so it is reported as a failure rather than silently dropped. With
+    `limit_per_class`, only the first K images (sorted by name) of each folder are kept.
+    `sizes` fills Entry.size (one stat per file, so only when wanted).
+    """
+    src = Path(src)
+    walker = _Walker(exclude, limit_per_class, sizes)
+    walker.home = walker.output_tree(os.path.realpath(src))
+    for root in split_roots(src, split):
+        yield from walker.walk_dir(src / root if root else src, root)
+
+
+class _Walker:
+    def __init__(self, exclude, limit, sizes):
+        self.excluded = [os.path.realpath(p) for p in exclude]
+        self.limit, self.sizes = limit, sizes
+        self.seen: set = set()
+        self.trees: dict = {}  # resolved folder -> the output tree it lies in, or None
+        self.home = None
+
+    def output_tree(self, real: str) -> str | None:
+        """The nearest folder at or above `real` (resolved) that holds META_DIR, or None."""
+        if real not in self.trees:
+            parent = os.path.dirname(real)
+            self.trees[real] = (real if os.path.isdir(os.path.join(real, META_DIR))
+                                else None if parent == real else self.output_tree(parent))
+        return self.trees[real]
+
+    def skipped(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        if any(real == ex or real.startswith(ex + os.sep) for ex in self.excluded):
+            return True
+        return self.output_tree(real) not in (None, self.home)
+
+    def walk_dir(self, path: Path, rel: str) -> Iterator[Entry]:
+        try:
+            st = path.stat()
+            key = (st.st_dev, st.st_ino)
+            if key in self.seen or self.skipped(str(path)):
+                return
+            self.seen.add(key)
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise InstafiltersError(f"cannot list {path}: {e.strerror or e}") from None
+        subdirs = []
+        images = 0
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            child = f"{rel}/{e.name}" if rel else e.name
+            kind = _kind(e)
+            if kind == "dir":
+                subdirs.append((e, child))
+            elif is_image_path(e.name):
+                if kind == "other":
+                    continue  # a FIFO or device named .JPEG: never opened
+                if self.limit is not None and images >= self.limit:
+                    continue
+                images += 1
+                yield Entry(child, True, _size(e) if self.sizes else 0)
+            elif kind == "file":
+                yield Entry(child, False)
+        for e, child in subdirs:
+            yield from self.walk_dir(Path(e.path), child)
+
+
+def _kind(e: os.DirEntry) -> str:
+    """'dir', 'file', 'broken' (a dangling link or a symlink loop) or 'other' (FIFO, ...)."""
+    try:
+        if e.is_dir():
+            return "dir"
+        if e.is_file():
+            return "file"
+    except OSError:  # ELOOP and the like
+        return "broken"
+    return "broken" if e.is_symlink() and not os.path.exists(e.path) else "other"
+
+
+def _size(e: os.DirEntry) -> int:
+    try:
+        return e.stat().st_size
+    except OSError:
+        return 0

@@ -18,7 +18,7 @@ from . import ops
 from .errors import RecipeError
 from .files import load_yaml, read_text, why
 
-SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # names become folder names: fullmatch only
+SLUG = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # \Z, not $: "evil\n" matched "^...$"
 MAX_KNOTS = 16
 SETS = ("paper", "extra")
 MAX_RECIPE_BYTES = 1_000_000  # the bundled file, 42 filters, is 40 kB

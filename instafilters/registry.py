@@ -5,6 +5,7 @@ so tests parametrize over the whole registry.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -74,17 +75,21 @@ class FilterRegistry:
 
 def load_filters(path=None, merge: bool = True) -> FilterRegistry:
     """The bundled recipes, or `path`'s merged over them (same name replaces, new ones add);
-    `merge=False` uses `path` alone."""
+    `merge=False` uses `path` alone.
+
+    A user filter that replaces a bundled one keeps its set (a `toaster` override stays in
+    `paper`, so `--filters paper` is still the twenty) unless it says `set:` itself; a new
+    filter that does not say is `extra`."""
     bundled = load_recipe_file(BUNDLED_RECIPES, default_set="extra")
     if path is None:
         return FilterRegistry(bundled)
-    user = load_recipe_file(path, default_set="extra")
+    user = load_recipe_file(path, default_set=None)
     if not merge:
-        return FilterRegistry(user)
+        return FilterRegistry(_with_set(r, None) for r in user)
     merged = {r.name: r for r in bundled}
     user_names = {r.name for r in user}
     for r in user:
-        merged[r.name] = r
+        merged[r.name] = _with_set(r, merged.get(r.name))
     # aliases of a user filter may not shadow another bundled filter
     taken = {}
     for r in merged.values():
@@ -96,3 +101,9 @@ def load_filters(path=None, merge: bool = True) -> FilterRegistry:
                                   file=path, filter=owner.name, field="aliases")
             taken[key] = r.name
     return FilterRegistry(merged.values())
+
+
+def _with_set(recipe: FilterRecipe, replaced: FilterRecipe | None) -> FilterRecipe:
+    if recipe.set is not None:
+        return recipe
+    return dataclasses.replace(recipe, set=replaced.set if replaced else "extra")

@@ -16,6 +16,11 @@ def write(tmp_path, body, name="my.yaml"):
     return path
 
 
+# written out, not read from the code under test
+PAPER = ["1977", "amaro", "brannan", "earlybird", "gotham", "hefe", "hudson", "inkwell",
+         "kelvin", "lofi", "mayfair", "nashville", "rise", "sierra", "sutro", "toaster",
+         "valencia", "walden", "willow", "xpro2"]
+
 GOOD = """
 filters:
 - name: warmish
@@ -109,10 +114,40 @@ def test_user_recipes_merge_over_bundled(tmp_path):
     merged = instafilters.load_filters(path)
     assert merged.recipes["toaster"].description == "my own toaster"
     assert "newone" in merged and len(merged) == len(instafilters.load_filters()) + 1
-    assert merged.select("paper") == instafilters.load_filters().select("paper")[:15] + \
-        [n for n in merged.select("paper")[15:]]
+    # the override keeps toaster's place and set; the new filter is extra
+    assert merged.select("paper") == PAPER
+    assert merged.recipes["toaster"].set == "paper" and merged.recipes["newone"].set == "extra"
     alone = instafilters.load_filters(path, merge=False)
     assert list(alone) == ["toaster", "newone"]
+    assert alone.names("paper") == []  # alone, nothing is replaced: no set said means extra
+
+
+def test_an_override_may_move_a_filter_out_of_paper(tmp_path):
+    path = write(tmp_path, """
+    filters:
+    - name: toaster
+      set: extra
+      description: my own toaster, not one of the paper's
+      ops: [{op: brightness, amount: 0.5}]
+    """)
+    merged = instafilters.load_filters(path)
+    assert merged.select("paper") == [n for n in PAPER if n != "toaster"]
+    assert merged.recipes["toaster"].set == "extra"
+
+
+def test_list_with_a_paper_override_still_lists_twenty(tmp_path):
+    path = write(tmp_path, """
+    filters:
+    - name: toaster
+      description: my own toaster
+      ops: [{op: brightness, amount: 0.5}]
+    """)
+    result = subprocess.run([sys.executable, "-m", "instafilters.cli", "list", "--recipes",
+                             str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert rows == PAPER
+    assert "my own toaster" in result.stdout
 
 
 def test_user_alias_may_not_shadow_a_bundled_filter(tmp_path):

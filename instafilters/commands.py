@@ -7,6 +7,7 @@ import click
 import numpy as np
 
 from . import io
+from .files import display
 from .cli_options import filters_option, recipe_options, registry_from
 from .preview import filter_sheet
 
@@ -61,7 +62,8 @@ def apply_command(filter_name, strength, quality, recipes, recipes_only, input_p
     io.format_for(output_path)  # fail on a bad extension before decoding
     decoded = io.decode(input_path)
     io.save(compiled(decoded.rgb, strength), output_path, quality, decoded.orientation)
-    click.echo(f"{input_path} -> {output_path} ({compiled.name}, strength {strength:g})")
+    click.echo(f"{display(input_path)} -> {display(output_path)} ({compiled.name}, "
+               f"strength {strength:g})")
 
 
 @click.command("preview")
@@ -86,5 +88,5 @@ def preview_command(image_path, output, width, strength, filters, recipes, recip
     sheet = filter_sheet(io.decode(image_path).rgb, registry, names, width, strength)
     sheet_array = np.asarray(sheet)
     io.save(sheet_array, output, quality=92)
-    click.echo(f"wrote {output} ({len(names)} filters, {sheet_array.shape[1]}x"
+    click.echo(f"wrote {display(output)} ({len(names)} filters, {sheet_array.shape[1]}x"
                f"{sheet_array.shape[0]})")

@@ -43,6 +43,26 @@ def open_regular(path, max_bytes: int | None = None):
         raise
 
 
+def display(path) -> str:
+    """A path for a one-line message: as it is when it is printable UTF-8; otherwise quoted,
+    with undecodable bytes as \\xNN, control characters escaped (a newline in a name must
+    not make a second line) and backslashes doubled, so the bytes can be read back."""
+    text = os.fsdecode(path)
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8 (surrogateescape)
+            out.append(f"\\x{ord(c) - 0xdc00:02x}")
+        elif c == "\\" or c == "'":
+            out.append("\\" + c)
+        elif not c.isprintable():
+            out.append(c.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(c)
+    return "'" + "".join(out) + "'"
+
+
 def why(e: OSError) -> str:
     """'no such file or directory', 'a FIFO, not a regular file', ...: for one-line errors."""
     text = e.strerror or str(e)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .errors import ImageError
-from .files import open_regular, why
+from .files import display, open_regular, why
 
 ORIENTATION_TAG = 0x0112
 # Decompression-bomb guard: a real photo is far below this (ImageNet's largest is ~ 40 MP).
@@ -91,16 +91,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def decode(path) -> Decoded:
     """Read an image file fully; any failure is an ImageError naming the file and the reason."""
-    path = Path(path)
+    path, name = Path(path), display(path)
     try:
         f = open_regular(path)
         empty = os.fstat(f.fileno()).st_size == 0
     except OSError as e:  # missing, no permission, a symlink loop, a FIFO: never read
-        raise ImageError(f"{path}: {why(e)}") from None
+        raise ImageError(f"{name}: {why(e)}") from None
     try:
         with f, _quiet(), Image.open(f) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise ImageError(f"{path}: image too large ({im.width}x{im.height} pixels, "
+                raise ImageError(f"{name}: image too large ({im.width}x{im.height} pixels, "
                                  f"limit {MAX_PIXELS}): refusing a possible decompression bomb")
             orientation = _orientation(im)
             fmt = im.format
@@ -108,15 +108,15 @@ def decode(path) -> Decoded:
             try:
                 rgb = np.asarray(to_rgb(im))
             except ValueError as e:
-                raise ImageError(f"{path}: cannot convert mode {im.mode} to RGB "
+                raise ImageError(f"{name}: cannot convert mode {im.mode} to RGB "
                                  f"({_reason(e)})") from None
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: {e}") from None
+        raise ImageError(f"{name}: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:
         reason = "empty file" if empty else _reason(e)
-        raise ImageError(f"{path}: cannot decode image ({reason})") from None
+        raise ImageError(f"{name}: cannot decode image ({reason})") from None
     return Decoded(np.ascontiguousarray(rgb), orientation, fmt)
 
 
@@ -145,6 +145,8 @@ def _orientation(image: Image.Image) -> int | None:
 
 
 def _reason(e: Exception) -> str:
+    if isinstance(e, UnidentifiedImageError):  # its text names our file object, not the file
+        return "not an image format Pillow can read"
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     return text.replace(str(Path.cwd()) + os.sep, "")
 
@@ -190,7 +192,7 @@ def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orient
 def format_for(path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
-        raise ImageError(f"{path}: unknown output extension {suffix!r}; use one of "
+        raise ImageError(f"{display(path)}: unknown output extension {suffix!r}; use one of "
                          f"{', '.join(sorted(_FORMATS))}")
     return _FORMATS[suffix]
 
@@ -234,8 +236,8 @@ def save(rgb: np.ndarray, path, quality=DEFAULT_JPEG_QUALITY, orientation=None) 
     try:
         data = encode_bytes(rgb, fmt, quality, orientation)
     except ValueError as e:
-        raise ImageError(f"{path}: cannot encode ({e})") from None
+        raise ImageError(f"{display(path)}: cannot encode ({e})") from None
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise ImageError(f"{display(path)}: cannot write ({e.strerror or e})") from None

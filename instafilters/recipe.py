@@ -427,7 +427,8 @@ def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
                           field="description", **where)
     set_ = raw.get("set", default_set)
     if set_ not in SETS and not (set_ is None and "set" not in raw):
-        raise RecipeError(f"expected one of {', '.join(SETS)}, got {_show(set_)}", field="set", **where)
+        raise RecipeError(f"expected one of {', '.join(SETS)}, got {_show(set_)}", field="set",
+                          **where)
     raw_ops = raw.get("ops")
     if not isinstance(raw_ops, list):
         raise RecipeError("expected a list of ops", field="ops", **where)

@@ -202,3 +202,16 @@ def test_build_with_fifos_in_src_finishes(tmp_path):
     out = tmp_path / "out"
     text = ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
     assert f"of {len(rels)} sources" in text and "0 non-image" in text
+
+
+# ---------------------------------------------------------------- names of any bytes
+def test_apply_with_names_of_any_bytes(tmp_path):
+    src = jpeg(tmp_path / os.fsdecode(b"caf\xe9 \xff.jpg"))
+    out = tmp_path / os.fsdecode(b"out\xff.png")
+    text = ok(cli("apply", "-f", "toaster", src, out))
+    assert out.is_file() and len(text.strip().splitlines()) == 1
+    bad = tmp_path / os.fsdecode(b"bad\xff\n\tname.jpg")
+    bad.write_bytes(b"not an image")
+    err = one_line_error(cli("apply", "-f", "toaster", bad, tmp_path / "o.png"),
+                         "cannot decode image (not an image format Pillow can read)")
+    assert r"'" + str(tmp_path) + r"/bad\xff\n\tname.jpg'" in err  # quoted, bytes readable

@@ -1,12 +1,12 @@
 """Recipes: YAML -> validated, frozen dataclasses, and their direct float evaluation.
 
 Parameters are data (a table of op specs), not branches: adding an op means one entry in
-`OP_SPECS` and one pure function in `ops/`. Every validation failure raises a RecipeError
-naming the file, the filter, the op index and the field.
+`OP_SPECS` and one pure function in `ops/`. Each field's value is parsed by fields.py; the
+file is read by files.py (regular, bounded, UTF-8, YAML without aliases). Every validation
+failure raises a RecipeError naming the file, the filter, the op index and the field.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -16,142 +16,13 @@ import yaml
 
 from . import ops
 from .errors import RecipeError
+from .fields import SLUG  # noqa: F401 - fit reads it here
+from .fields import (Invalid, aliases, boolean, calibration, choice, color, gradient, matrix3,
+                     number, per_channel, points, show, slug, vec2, vec3)
 from .files import load_yaml, read_text, why
 
-SLUG = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # \Z, not $: "evil\n" matched "^...$"
-MAX_KNOTS = 16
 SETS = ("paper", "extra")
 MAX_RECIPE_BYTES = 1_000_000  # the bundled file, 42 filters, is 40 kB
-
-
-class _Invalid(ValueError):
-    """Raised by a field parser; the caller adds file/filter/op/field context."""
-
-
-def _show(value, quote=True, limit=60) -> str:
-    """A value for an error message, cut short: a huge value must not make a huge line."""
-    text = repr(value) if quote else str(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-# ---------------------------------------------------------------- field parsers
-def _number(lo, hi):
-    """Every number of a recipe is read here: finite and in [lo, hi] (both finite), else an
-    error. Written as one chained comparison because NaN compares false with everything:
-    `not lo <= nan <= hi` refuses it, where `nan < lo or nan > hi` let it through."""
-    def parse(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Invalid(f"expected a number, got {_show(value)}")
-        if not lo <= value <= hi:
-            raise _Invalid(f"expected a number in [{lo}, {hi}], got {_show(value)}")
-        return float(value)
-    parse.doc = f"number in [{lo}, {hi}]"
-    return parse
-
-
-def _per_channel(lo, hi):
-    """A number, or [r, g, b] numbers: returned as a length-3 tuple."""
-    scalar = _number(lo, hi)
-
-    def parse(value):
-        if isinstance(value, (list, tuple)):
-            if len(value) != 3:
-                raise _Invalid(f"expected a number or [r, g, b], got {len(value)} values")
-            return tuple(scalar(v) for v in value)
-        return (scalar(value),) * 3
-    return parse
-
-
-def _choice(*options):
-    def parse(value):
-        if value not in options:
-            raise _Invalid(f"expected one of {', '.join(map(str, options))}, got {_show(value)}")
-        return value
-    return parse
-
-
-def _boolean(value):
-    if not isinstance(value, bool):
-        raise _Invalid(f"expected true or false, got {_show(value)}")
-    return value
-
-
-def _color(value):
-    """'#rrggbb' or [r, g, b] in 0-255; returned as floats in [0, 1]."""
-    if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-        return tuple(int(value[i:i + 2], 16) / 255.0 for i in (1, 3, 5))
-    if isinstance(value, (list, tuple)) and len(value) == 3:
-        return tuple(_number(0, 255)(v) / 255.0 for v in value)
-    raise _Invalid(f"expected '#rrggbb' or [r, g, b] in 0-255, got {_show(value)}")
-
-
-def _points(value):
-    """Curve knots: 2..16 [in, out] pairs in 0-255 with strictly increasing inputs."""
-    if not isinstance(value, (list, tuple)) or not 2 <= len(value) <= MAX_KNOTS:
-        raise _Invalid(f"expected 2 to {MAX_KNOTS} [in, out] pairs, got {_show(value)}")
-    pts = []
-    for p in value:
-        if not isinstance(p, (list, tuple)) or len(p) != 2:
-            raise _Invalid(f"expected an [in, out] pair, got {_show(p)}")
-        pts.append(tuple(_number(0, 255)(v) for v in p))
-    if any(b[0] <= a[0] for a, b in zip(pts, pts[1:])):
-        raise _Invalid("knot inputs must be strictly increasing")
-    return tuple(pts)
-
-
-def _vec2(lo, hi):
-    def parse(value):
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise _Invalid(f"expected [x, y], got {_show(value)}")
-        return tuple(_number(lo, hi)(v) for v in value)
-    return parse
-
-
-def _matrix3(value):
-    if (not isinstance(value, (list, tuple)) or len(value) != 3
-            or any(not isinstance(r, (list, tuple)) or len(r) != 3 for r in value)):
-        raise _Invalid(f"expected a 3x3 list of rows, got {_show(value)}")
-    return tuple(tuple(_number(-16, 16)(v) for v in row) for row in value)
-
-
-def _vec3(lo, hi):
-    def parse(value):
-        if not isinstance(value, (list, tuple)) or len(value) != 3:
-            raise _Invalid(f"expected [r, g, b], got {_show(value)}")
-        return tuple(_number(lo, hi)(v) for v in value)
-    return parse
-
-
-GRADIENT_FIELDS = {
-    "type": (_choice("linear", "radial"), "radial"),
-    "stops": (None, None),  # parsed by _gradient
-    "angle": (_number(-360, 360), 90.0),
-    "center": (_vec2(-1, 2), (0.5, 0.5)),
-    "radius": (_number(0.01, 4), 1.0),
-    "shape": (_choice("ellipse", "circle"), "ellipse"),
-}
-
-
-def _gradient(value):
-    if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping with type and stops, got {_show(value)}")
-    unknown = set(value) - set(GRADIENT_FIELDS)
-    if unknown:
-        raise _Invalid(f"unknown gradient field {_show(sorted(map(str, unknown))[0])}")
-    stops = value.get("stops")
-    if not isinstance(stops, (list, tuple)) or not 2 <= len(stops) <= MAX_KNOTS:
-        raise _Invalid(f"gradient needs 2 to {MAX_KNOTS} stops [position, colour]")
-    parsed = []
-    for s in stops:
-        if not isinstance(s, (list, tuple)) or len(s) != 2:
-            raise _Invalid(f"expected a [position, colour] stop, got {_show(s)}")
-        parsed.append((_number(0, 1)(s[0]), _color(s[1])))
-    if any(b[0] < a[0] for a, b in zip(parsed, parsed[1:])):
-        raise _Invalid("gradient stop positions must be increasing")
-    out = {k: (parser(value[k]) if k in value else default)
-           for k, (parser, default) in GRADIENT_FIELDS.items() if k != "stops"}
-    out["stops"] = tuple(parsed)
-    return out
 
 
 REQUIRED = object()
@@ -192,45 +63,45 @@ def _color_matrix(p):
     return np.hstack([np.asarray(p["matrix"]), np.asarray(p["offset"])[:, None] / 255.0])
 
 
-_blend_mode = _choice(*ops.BLEND_MODES)
-_BLEND_FIELDS = {"color": (_color, None), "gradient": (_gradient, None),
-                 "mode": (_blend_mode, "normal"), "opacity": (_number(0, 1), 1.0)}
+_blend_mode = choice(*ops.BLEND_MODES)
+_BLEND_FIELDS = {"color": (color, None), "gradient": (gradient, None),
+                 "mode": (_blend_mode, "normal"), "opacity": (number(0, 1), 1.0)}
 OP_SPECS: dict[str, OpSpec] = {
-    "curves": OpSpec("tone", {c: (_points, None) for c in ("r", "g", "b", "rgb")},
+    "curves": OpSpec("tone", {c: (points, None) for c in ("r", "g", "b", "rgb")},
                      "per-channel r/g/b curves, then the master rgb curve (0-255 knots)",
                      _curves),
-    "levels": OpSpec("tone", {"in_black": (_per_channel(0, 254), (0.0,) * 3),
-                              "in_white": (_per_channel(1, 255), (255.0,) * 3),
-                              "gamma": (_per_channel(0.1, 10), (1.0,) * 3),
-                              "out_black": (_per_channel(0, 255), (0.0,) * 3),
-                              "out_white": (_per_channel(0, 255), (255.0,) * 3)},
+    "levels": OpSpec("tone", {"in_black": (per_channel(0, 254), (0.0,) * 3),
+                              "in_white": (per_channel(1, 255), (255.0,) * 3),
+                              "gamma": (per_channel(0.1, 10), (1.0,) * 3),
+                              "out_black": (per_channel(0, 255), (0.0,) * 3),
+                              "out_white": (per_channel(0, 255), (255.0,) * 3)},
                      "levels dialog, scalars or [r, g, b]", _levels),
-    "gamma": OpSpec("tone", {"value": (_number(0.1, 10), REQUIRED)}, ">1 brightens midtones",
+    "gamma": OpSpec("tone", {"value": (number(0.1, 10), REQUIRED)}, ">1 brightens midtones",
                     lambda x, p: ops.gamma(x, p["value"])),
-    "brightness": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS brightness()",
+    "brightness": OpSpec("tone", {"amount": (number(0, 4), REQUIRED)}, "CSS brightness()",
                          lambda x, p: ops.brightness(x, p["amount"])),
-    "contrast": OpSpec("tone", {"amount": (_number(0, 4), REQUIRED)}, "CSS contrast()",
+    "contrast": OpSpec("tone", {"amount": (number(0, 4), REQUIRED)}, "CSS contrast()",
                        lambda x, p: ops.contrast(x, p["amount"])),
-    "saturation": OpSpec("matrix", {"amount": (_number(0, 4), REQUIRED)}, "CSS saturate()",
+    "saturation": OpSpec("matrix", {"amount": (number(0, 4), REQUIRED)}, "CSS saturate()",
                          _affine(ops.saturation_matrix)),
-    "hue_rotate": OpSpec("matrix", {"degrees": (_number(-360, 360), REQUIRED)},
+    "hue_rotate": OpSpec("matrix", {"degrees": (number(-360, 360), REQUIRED)},
                          "CSS hue-rotate()", _affine(ops.hue_rotate_matrix)),
-    "grayscale": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS grayscale()",
+    "grayscale": OpSpec("matrix", {"amount": (number(0, 1), 1.0)}, "CSS grayscale()",
                         _affine(ops.grayscale_matrix)),
-    "sepia": OpSpec("matrix", {"amount": (_number(0, 1), 1.0)}, "CSS sepia()",
+    "sepia": OpSpec("matrix", {"amount": (number(0, 1), 1.0)}, "CSS sepia()",
                     _affine(ops.sepia_matrix)),
-    "color_matrix": OpSpec("matrix", {"matrix": (_matrix3, REQUIRED),
-                                      "offset": (_vec3(-255, 255), (0.0, 0.0, 0.0))},
+    "color_matrix": OpSpec("matrix", {"matrix": (matrix3, REQUIRED),
+                                      "offset": (vec3(-255, 255), (0.0, 0.0, 0.0))},
                            "rgb' = M rgb + offset (offset in 0-255)", _color_matrix),
     "blend": OpSpec("tone", _BLEND_FIELDS,
                     "blend a solid color or a linear/radial gradient under a W3C mode",
                     _solid_blend),
     "tint": OpSpec("tone", _BLEND_FIELDS, "same as blend", _solid_blend),
     "vignette": OpSpec("spatial", {
-        "center": (_vec2(-1, 2), (0.5, 0.5)), "radius": (_number(0, 2), 0.5),
-        "softness": (_number(0.01, 4), 0.5), "strength": (_number(0, 1), 1.0),
-        "shape": (_choice("ellipse", "circle"), "ellipse"), "invert": (_boolean, False),
-        "color": (_color, (0.0, 0.0, 0.0)), "mode": (_blend_mode, "normal"),
+        "center": (vec2(-1, 2), (0.5, 0.5)), "radius": (number(0, 2), 0.5),
+        "softness": (number(0.01, 4), 0.5), "strength": (number(0, 1), 1.0),
+        "shape": (choice("ellipse", "circle"), "ellipse"), "invert": (boolean, False),
+        "color": (color, (0.0, 0.0, 0.0)), "mode": (_blend_mode, "normal"),
         "curves": (None, None)},
         "towards the edges (or the centre with invert), blend a colour or apply curves"),
 }
@@ -317,13 +188,13 @@ class FilterRecipe:
 def parse_op(raw, *, file, filter_name, index) -> Op:
     where = dict(file=file, filter=filter_name, op=index)
     if not isinstance(raw, Mapping) or "op" not in raw:
-        raise RecipeError(f"expected a mapping with an 'op' key, got {_show(raw)}", **where)
+        raise RecipeError(f"expected a mapping with an 'op' key, got {show(raw)}", **where)
     name = raw["op"]
     spec = OP_SPECS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise RecipeError(f"unknown op {_show(name)}; known ops: {', '.join(OP_SPECS)}", **where)
+        raise RecipeError(f"unknown op {show(name)}; known ops: {', '.join(OP_SPECS)}", **where)
     where["op"] = f"{index} ({name})"
-    unknown = [_show(k, quote=False) for k in raw if k != "op" and k not in spec.fields]
+    unknown = [show(k, quote=False) for k in raw if k != "op" and k not in spec.fields]
     if unknown:
         raise RecipeError(f"unknown field; {name} takes {', '.join(spec.fields)}",
                           field=unknown[0], **where)
@@ -337,7 +208,7 @@ def parse_op(raw, *, file, filter_name, index) -> Op:
         try:
             params[key] = _parse_nested(name, key, raw[key], file, filter_name, index) \
                 if parser is None else parser(raw[key])
-        except _Invalid as e:
+        except Invalid as e:
             raise RecipeError(str(e), field=key, **where) from None
     kind = spec.kind
     if name == "curves" and not any(params.values()):
@@ -356,87 +227,45 @@ def _parse_nested(op_name, key, value, file, filter_name, index):
     """The vignette's `curves` field is itself a curves op's fields."""
     assert op_name == "vignette" and key == "curves"
     if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping of r/g/b/rgb knots, got {_show(value)}")
+        raise Invalid(f"expected a mapping of r/g/b/rgb knots, got {show(value)}")
     nested = parse_op({"op": "curves", **value}, file=file, filter_name=filter_name, index=index)
     return nested.params
 
 
-def _slug(value):
-    """Names and aliases become folder names and manifest fields: a slug, nothing else."""
-    if not isinstance(value, str) or not SLUG.fullmatch(value):
-        raise _Invalid(f"expected a lowercase slug like 'toaster' (a-z, 0-9, '-', '_'; at "
-                       f"most 64), got {_show(value)}")
-    return value
-
-
-def _file_name(value):
-    """A calibration reference: a plain file name, read from the calibration folder."""
-    if (not isinstance(value, str) or value in ("", ".", "..")
-            or any(c in "/\\" or ord(c) < 32 for c in value)):
-        raise _Invalid(f"expected a plain file name, got {_show(value)}")
-    return value
-
-
-def _frame(value):
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(type(v) is int and 1 <= v <= 65535 for v in value)):
-        raise _Invalid(f"expected [height, width] in pixels, got {_show(value)}")
-    return [int(v) for v in value]
-
-
-CALIBRATION_FIELDS = {"reference": _file_name, "de_mean": _number(0, 100),
-                      "de_p95": _number(0, 100), "frame": _frame}
 FILTER_FIELDS = {"name", "aliases", "description", "set", "ops", "calibration"}
-
-
-def _calibration(value):
-    """What `fit` measured: reference file, CIEDE2000 mean and p95, and the frame."""
-    if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping, got {_show(value)}")
-    unknown = sorted(map(str, set(value) - set(CALIBRATION_FIELDS)))
-    if unknown:
-        raise _Invalid(f"unknown calibration field {_show(unknown[0])}; known: "
-                       f"{', '.join(CALIBRATION_FIELDS)}")
-    return {k: CALIBRATION_FIELDS[k](v) for k, v in value.items()}
-
-
-def _aliases(value):
-    if not isinstance(value, list):
-        raise _Invalid(f"expected a list of names, got {_show(value)}")
-    return tuple(_slug(a) for a in value)
 
 
 def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
     """One filter mapping -> FilterRecipe. `default_set=None` leaves `set` None where the
     file does not say it (the registry then keeps the set of the filter it replaces)."""
     if not isinstance(raw, Mapping):
-        raise RecipeError(f"filter #{index}: expected a mapping, got {_show(raw)}", file=file)
+        raise RecipeError(f"filter #{index}: expected a mapping, got {show(raw)}", file=file)
     try:
-        name = _slug(raw.get("name"))
-    except _Invalid as e:
+        name = slug(raw.get("name"))
+    except Invalid as e:
         raise RecipeError(f"filter #{index}: name: {e}", file=file, field="name") from None
     where = dict(file=file, filter=name)
     unknown = sorted(map(str, set(raw) - FILTER_FIELDS))
     if unknown:
         raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_FIELDS))}",
-                          field=_show(unknown[0], quote=False), **where)
+                          field=show(unknown[0], quote=False), **where)
     description = raw.get("description")
     if (not isinstance(description, str) or not description.strip()
             or any(ord(c) < 32 for c in description.strip())):
-        raise RecipeError(f"expected a one-line description, got {_show(description)}",
+        raise RecipeError(f"expected a one-line description, got {show(description)}",
                           field="description", **where)
     set_ = raw.get("set", default_set)
     if set_ not in SETS and not (set_ is None and "set" not in raw):
-        raise RecipeError(f"expected one of {', '.join(SETS)}, got {_show(set_)}", field="set",
+        raise RecipeError(f"expected one of {', '.join(SETS)}, got {show(set_)}", field="set",
                           **where)
     raw_ops = raw.get("ops")
     if not isinstance(raw_ops, list):
         raise RecipeError("expected a list of ops", field="ops", **where)
     fields = {}
-    for key, parse, empty in (("aliases", _aliases, []), ("calibration", _calibration, {})):
+    for key, parse, empty in (("aliases", aliases, []), ("calibration", calibration, {})):
         try:
             fields[key] = parse(empty if raw.get(key) is None else raw[key])
-        except _Invalid as e:
+        except Invalid as e:
             raise RecipeError(str(e), field=key, **where) from None
     parsed_ops = tuple(parse_op(o, file=file, filter_name=name, index=i)
                        for i, o in enumerate(raw_ops))

@@ -26,13 +26,22 @@ class Entry:
 
 
 def split_roots(src: Path, split: str | None) -> list[str]:
-    """The sub-folders of `src` to walk: '' (all of it) or each name of a comma list."""
+    """The sub-folders of `src` to walk: '' (all of it) or each name of a comma list.
+
+    Each is a relative path with no '..' (checked by name, so a linked split folder still
+    works): outputs go to <out>/<filter>/<split>/..., and '--split ../../src' once wrote
+    over the sources."""
     if not split:
         return [""]
     roots = []
-    for name in (s.strip().strip("/") for s in split.split(",")):
+    for name in (s.strip().rstrip("/") for s in split.split(",")):
         if not name:
             continue
+        parts = name.split("/")
+        if name.startswith("/") or ".." in parts or "." in parts or "" in parts:
+            raise InstafiltersError(f"--split {name}: expected a folder name inside --src "
+                                    f"such as 'val' or 'train' (no '/' at the start, '.' "
+                                    f"or '..')")
         if not (src / name).is_dir():
             present = sorted(p.name for p in src.iterdir() if p.is_dir()) if src.is_dir() else []
             raise InstafiltersError(f"--split {name}: no folder {src / name} (found: "

@@ -21,8 +21,8 @@ import pytest
 from instafilters import io, load_filters
 from instafilters.errors import InstafiltersError
 from instafilters.evaluate import metrics
-from instafilters.evaluate.data import (imagenet_wnids, label_matrix, plan_evaluation,
-                                        read_accepted_labels)
+from instafilters.evaluate.labels import imagenet_wnids, label_matrix, read_accepted_labels
+from instafilters.evaluate.pairing import plan_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "instafilters" / "data" / "sample"
@@ -246,7 +246,8 @@ def test_plan_errors(tmp_path, setup, match):
 def test_split_preprocessing_equals_the_models_own_transform(which):
     from PIL import Image
     import torchvision.models as tvm
-    from instafilters.evaluate.models import load_model, split_transform
+    from instafilters.evaluate.models import load_model
+    from instafilters.evaluate.preprocessing import split_transform
     transform = {
         "efficientnet_lite0": lambda: load_model("efficientnet_lite0").transform,  # timm's
         "torchvision-resnet50-v1": lambda: tvm.ResNet50_Weights.IMAGENET1K_V1.transforms(),

@@ -6,8 +6,10 @@ agreement with the clean prediction, IBN-Net feature divergence, and a report.
     ...                    clean="instafilters/data/sample", filters="toaster,gotham")
     >>> summary["filters"]["toaster"]["top1"]
 
-Modules: models (model table and weights), data (pairing, wnid labels, DataLoader),
-metrics (pure numpy), runner (inference), report (md/csv/json/png), command (CLI).
+Modules: models (model table), weights (weight files), preprocessing (the model's transform
+split between workers and device), labels (wnids, accepted classes), pairing (what to
+score), loader (torch dataset), metrics (pure numpy), runner (inference), report
+(md/csv/json/png), command (CLI).
 Importing this package does not import torch; calling `evaluate` does.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ def evaluate(model: str, data, clean, filters="paper", *, split="auto", strength
     summary and writes the report files when `report_dir` is given. `registry` (default:
     the bundled filters) resolves filter names and aliases."""
     from ..registry import load_filters
-    from .data import plan_evaluation
+    from .pairing import plan_evaluation
     from .models import load_model
     from .report import summarize, write_report
     from .runner import run

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InstafiltersError
-from .data import CLEAN
+from .pairing import CLEAN
 from .metrics import agreement, drop, feature_divergence, labelled_mask, topk_accuracy
 
 VERSIONED = ("instafilters", "torch", "torchvision", "timm", "numpy", "pillow",

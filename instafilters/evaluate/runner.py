@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ImageError, InstafiltersError
-from .data import CLEAN, EvalPlan, ImageDataset, default_workers, make_loader
+from .loader import ImageDataset, default_workers, make_loader
 from .metrics import Moments
 from .models import LoadedModel
+from .pairing import CLEAN, EvalPlan
 
 log = logging.getLogger(__name__)
 

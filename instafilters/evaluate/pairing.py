@@ -2,55 +2,25 @@
 
 A build output holds `<data>/<filter>/<path relative to the clean tree>`. An image is keyed
 by that relative path without its extension (so a build that re-encodes JPEG as PNG still
-pairs). Its label is the ImageNet-1k index of its wnid folder (`val/n02123045/x.JPEG` ->
-281, tabby) from the shipped list `instafilters/data/imagenet_wnids.txt`, never the
-alphabetical position among the folders present (ImageFolder's index, wrong on a subset).
-A folder that is not one of the 1000 wnids leaves its images unlabelled: they still count
-for agreement with the clean prediction.
-
-torch is imported only inside `make_loader`, so planning and its tests need none.
+pairs); labels come from `labels` (the ImageNet-1k index of the wnid folder). No torch here.
 """
 from __future__ import annotations
 
-import csv
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from .. import io
 from ..dataset.plan import walk
-from ..errors import ImageError, InstafiltersError
-from .metrics import UNLABELLED
+from ..errors import InstafiltersError
+from .labels import image_key, label_matrix, read_accepted_labels
 
 log = logging.getLogger(__name__)
 
-WNIDS_FILE = Path(__file__).resolve().parent.parent / "data" / "imagenet_wnids.txt"
 CLEAN = "clean"
-
-
-@lru_cache(maxsize=1)
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k wnids in the standard class-index order (0 = n01440764 tench)."""
-    wnids = tuple(w.strip() for w in WNIDS_FILE.read_text().split() if w.strip())
-    if len(wnids) != 1000 or len(set(wnids)) != 1000:
-        raise InstafiltersError(f"{WNIDS_FILE}: expected 1000 distinct wnids, got {len(wnids)}")
-    return wnids
-
-
-@lru_cache(maxsize=1)
-def wnid_to_index() -> dict[str, int]:
-    return {w: i for i, w in enumerate(imagenet_wnids())}
-
-
-def image_key(relpath) -> str:
-    """'val/n01/x.JPEG' -> 'val/n01/x' (posix, extension dropped)."""
-    p = PurePosixPath(Path(relpath).as_posix())
-    return str(p.with_suffix("")) if p.suffix else str(p)
 
 
 def scan_images(root: Path) -> dict[str, Path]:
@@ -69,33 +39,6 @@ def scan_images(root: Path) -> dict[str, Path]:
                                     f"{path.parent}")
         found[key] = path
     return found
-
-
-def read_accepted_labels(path) -> dict[str, list[int]]:
-    """A labels CSV (`path`, `accepted_classes` = space-separated indices 0-999) -> key -> list."""
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-            columns = rows[0].keys() if rows else []
-    except OSError as e:
-        raise InstafiltersError(f"{path}: cannot read labels ({e.strerror or e})") from None
-    missing = {"path", "accepted_classes"} - set(columns)
-    if missing:
-        raise InstafiltersError(f"{path}: expected columns 'path' and 'accepted_classes', "
-                                f"missing {', '.join(sorted(missing))}")
-    accepted = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            classes = [int(c) for c in row["accepted_classes"].split()]
-        except ValueError:
-            classes = [-1]
-        if not classes or not all(0 <= c < 1000 for c in classes):
-            raise InstafiltersError(f"{path}, line {line}: accepted_classes must be "
-                                    f"space-separated class indices 0-999, got "
-                                    f"{row['accepted_classes']!r}")
-        accepted[image_key(row["path"])] = classes
-    return accepted
 
 
 @dataclass
@@ -230,72 +173,3 @@ def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="
                "labels": str(labels_csv) if labels_csv else "wnid folders"}
     return EvalPlan(clean_root, data_root, split, ordered, labels, sets, filter_dirs, skipped,
                     options)
-
-
-def label_matrix(keys: list[str], accepted: dict[str, list[int]] | None = None) -> np.ndarray:
-    """(N, L) accepted classes per key: from `accepted` where it names the key, else the
-    class of the key's wnid folder; -1 where neither is known."""
-    index = wnid_to_index()
-    rows = []
-    for k in keys:
-        if accepted and k in accepted:
-            rows.append(accepted[k])
-        else:
-            rows.append([index.get(PurePosixPath(k).parent.name, UNLABELLED)])
-    width = max((len(r) for r in rows), default=1)
-    out = np.full((len(rows), width), UNLABELLED, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
-
-
-# -- loading (torch from here on, imported lazily) ------------------------------------------
-
-class ImageDataset:
-    """Map-style dataset over (set index, path): decodes with instafilters.io (as the build
-    does) and applies `transform`, the CPU part of the model's own preprocessing (PIL resize
-    and crop to a uint8 tensor; see models.split_transform). A file that cannot be read
-    comes back as its error message, so the main process can raise a one-line error (a
-    worker's exception would arrive wrapped in a traceback)."""
-
-    def __init__(self, items: list[tuple[int, Path]], transform):
-        self.items = items
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-        _, path = self.items[i]
-        try:
-            image = Image.fromarray(io.decode(path).rgb, "RGB")
-        except ImageError as e:
-            return None, i, str(e)
-        return self.transform(image), i, None
-
-
-def collate(batch):
-    import torch
-    errors = [e for _, _, e in batch if e is not None]
-    if errors:
-        return None, None, errors
-    images = torch.stack([x for x, _, _ in batch])
-    return images, torch.tensor([i for _, i, _ in batch], dtype=torch.long), None
-
-
-def default_workers(device_type: str) -> int:
-    """Decoding feeds a GPU only with many processes; on CPU the model needs the cores."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cpus = os.cpu_count() or 1
-    return min(16, cpus) if device_type == "cuda" else max(1, min(4, cpus // 4))
-
-
-def make_loader(dataset: ImageDataset, batch_size: int, workers: int, pin_memory: bool):
-    from torch.utils.data import DataLoader
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      collate_fn=collate, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers > 0 else None,
-                      persistent_workers=False)

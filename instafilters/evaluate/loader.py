@@ -13,25 +13,34 @@ from ..errors import ImageError
 
 class ImageDataset:
     """Map-style dataset over (set index, path): decodes with instafilters.io (as the build
-    does) and applies `transform`, the CPU part of the model's own preprocessing (PIL resize
-    and crop to a uint8 tensor; see preprocessing.split_transform). A file that cannot be read
-    comes back as its error message, so the main process can raise a one-line error (a
-    worker's exception would arrive wrapped in a traceback)."""
+    does), filters on the fly where `filters` maps the set index to a transform (the
+    build's pixels: transforms.InstaFilterCallable.pixels), and applies `transform`, the CPU
+    part of the model's own preprocessing (PIL resize and crop to a uint8 tensor; see
+    preprocessing.split_transform). A file that cannot be read comes back as its error
+    message, so the main process can raise a one-line error (a worker's exception would
+    arrive wrapped in a traceback)."""
 
-    def __init__(self, items: list[tuple[int, Path]], transform):
+    def __init__(self, items: list[tuple[int, Path]], transform, filters: dict | None = None):
         self.items = items
         self.transform = transform
+        self.filters = filters or {}
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
         from PIL import Image
-        _, path = self.items[i]
+        s, path = self.items[i]
         try:
-            image = Image.fromarray(io.decode(path).rgb, "RGB")
+            decoded = io.decode(path)
+            rgb = decoded.rgb
+            if s in self.filters:
+                rgb = self.filters[s].pixels(rgb, io.format_for(path), decoded.orientation)
         except ImageError as e:
             return None, i, str(e)
+        except (OSError, ValueError) as e:  # the encoder: e.g. a JPEG side over 65,535
+            return None, i, f"{path}: cannot filter with {self.filters[s].filter} ({e})"
+        image = Image.fromarray(rgb, "RGB")
         return self.transform(image), i, None
 
 
@@ -51,6 +60,17 @@ def default_workers(device_type: str) -> int:
     except AttributeError:  # macOS
         cpus = os.cpu_count() or 1
     return min(16, cpus) if device_type == "cuda" else max(1, min(4, cpus // 4))
+
+
+def filters_for(plan) -> dict:
+    """Set index -> the on-the-fly transform of a plan's filter sets ({} for a built tree)."""
+    if plan.filtering is None:
+        return {}
+    from ..transforms import InstaFilterCallable
+    f = plan.filtering
+    return {s: InstaFilterCallable(name, f["strength"], f["jpeg_quality"], f["recipes"],
+                                   f["recipes_only"])
+            for s, name in enumerate(plan.sets) if s > 0}
 
 
 def make_loader(dataset: ImageDataset, batch_size: int, workers: int, pin_memory: bool):

@@ -43,9 +43,11 @@ def scan_images(root: Path) -> dict[str, Path]:
 
 @dataclass
 class EvalPlan:
-    """The images to score (sorted keys), their labels, and the file of each key per set."""
+    """The images to score (sorted keys), their labels, and the file of each key per set.
+    On the fly (`data_root` None) every set lists the clean files and `filtering` says how
+    to filter them in the loader: strength, jpeg_quality, recipes, recipes_only."""
     clean_root: Path
-    data_root: Path
+    data_root: Path | None
     split: str | None
     keys: list[str]
     labels: np.ndarray                      # (N, L) class indices, -1 padded / unlabelled
@@ -53,6 +55,7 @@ class EvalPlan:
     filter_dirs: dict[str, Path] = field(default_factory=dict)
     skipped_clean: int = 0                  # clean images with no copy in some filter folder
     options: dict = field(default_factory=dict)  # strength, limit_per_class, labels: for the report
+    filtering: dict | None = None
 
     @property
     def n(self) -> int:
@@ -116,24 +119,38 @@ def find_filter_dirs(data_root: Path, filters: list[str], registry,
 
 def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="auto",
                     limit_per_class: int | None = None, labels_csv=None,
-                    strength: float | None = None) -> EvalPlan:
-    """Pair every clean image with its copy under each filter folder and label it.
+                    strength: float | None = None,
+                    jpeg_quality: int | None = io.DEFAULT_JPEG_QUALITY, recipes=None,
+                    recipes_only: bool = False) -> EvalPlan:
+    """Pair every clean image with its copy under each filter folder and label it; with
+    `data_root` None, plan to filter the clean images on the fly instead (at `strength`,
+    default 1, through the build's encoder at `jpeg_quality` unless None).
 
     Images are the clean ones (under --split) that have a copy in every selected filter
     folder, sorted by path, then at most `limit_per_class` per class folder (the first by
     name, so two runs score the same images).
     """
-    clean_root, data_root = Path(clean_root), Path(data_root)
+    clean_root = Path(clean_root)
     if not clean_root.is_dir():
         raise InstafiltersError(f"--clean {clean_root}: no such folder")
     split = resolve_split(clean_root, split)
-    filter_dirs = find_filter_dirs(data_root, filters, registry, strength)
-
     sub = Path(split) if split else Path()
     clean = {image_key(sub / k): p for k, p in scan_images(clean_root / sub).items()}
     if not clean:
         raise InstafiltersError(f"--clean {clean_root / sub}: no images found "
                                 f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    if data_root is None:
+        filtering = {"strength": 1.0 if strength is None else float(strength),
+                     "jpeg_quality": jpeg_quality, "recipes": recipes,
+                     "recipes_only": recipes_only}
+        keys = _limit(sorted(clean), limit_per_class)
+        sets = {CLEAN: [clean[k] for k in keys], **{f: [clean[k] for k in keys] for f in filters}}
+        return EvalPlan(clean_root, None, split, keys, _labels(keys, labels_csv), sets,
+                        options=_options(strength, limit_per_class, labels_csv),
+                        filtering=filtering)
+
+    data_root = Path(data_root)
+    filter_dirs = find_filter_dirs(data_root, filters, registry, strength)
     keys = set(clean)
     copies = {}
     for name, folder in filter_dirs.items():
@@ -154,22 +171,32 @@ def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="
         log.warning("%d of %d clean images have no copy in every filter folder; scoring the "
                     "%d that do", skipped, len(clean), len(keys))
 
-    ordered = sorted(keys)
-    if limit_per_class is not None:
-        per_class: dict[str, int] = defaultdict(int)
-        kept = []
-        for k in ordered:
-            cls = PurePosixPath(k).parent.as_posix()
-            if per_class[cls] < limit_per_class:
-                per_class[cls] += 1
-                kept.append(k)
-        ordered = kept
-
-    labels = label_matrix(ordered, read_accepted_labels(labels_csv) if labels_csv else None)
+    ordered = _limit(sorted(keys), limit_per_class)
     sets = {CLEAN: [clean[k] for k in ordered]}
     for name in filter_dirs:
         sets[name] = [copies[name][k] for k in ordered]
-    options = {"strength": strength, "limit_per_class": limit_per_class,
-               "labels": str(labels_csv) if labels_csv else "wnid folders"}
-    return EvalPlan(clean_root, data_root, split, ordered, labels, sets, filter_dirs, skipped,
-                    options)
+    return EvalPlan(clean_root, data_root, split, ordered, _labels(ordered, labels_csv), sets,
+                    filter_dirs, skipped, _options(strength, limit_per_class, labels_csv))
+
+
+def _limit(keys: list[str], limit_per_class: int | None) -> list[str]:
+    """At most `limit_per_class` keys per class folder, the first by name."""
+    if limit_per_class is None:
+        return keys
+    per_class: dict[str, int] = defaultdict(int)
+    kept = []
+    for k in keys:
+        cls = PurePosixPath(k).parent.as_posix()
+        if per_class[cls] < limit_per_class:
+            per_class[cls] += 1
+            kept.append(k)
+    return kept
+
+
+def _labels(keys, labels_csv) -> np.ndarray:
+    return label_matrix(keys, read_accepted_labels(labels_csv) if labels_csv else None)
+
+
+def _options(strength, limit_per_class, labels_csv) -> dict:
+    return {"strength": strength, "limit_per_class": limit_per_class,
+            "labels": str(labels_csv) if labels_csv else "wnid folders"}

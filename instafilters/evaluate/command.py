@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..cli_options import filters_option, recipe_options
+from ..errors import InstafiltersError
 from ..io import DEFAULT_JPEG_QUALITY
 
 
@@ -121,11 +122,11 @@ def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_on
     if recipes_only and not recipes:
         raise click.UsageError("--recipes-only needs --recipes FILE")
     if data is not None and jpeg_quality is not None:
-        raise click.BadParameter("applies to on-the-fly evaluation only (without --data); a "
-                                 "built tree has its own quality", param_hint="--jpeg-quality")
+        raise InstafiltersError("--jpeg-quality applies to on-the-fly evaluation only "
+                                "(without --data); a built tree has its own quality")
     if len(models) > 1 and (weights_path or weights_tag):
-        raise click.UsageError("--weights / --weights-tag need exactly one MODEL; with several "
-                               "write MODEL=FILE for a local checkpoint")
+        raise InstafiltersError("--weights / --weights-tag need exactly one MODEL; with "
+                                "several write MODEL=FILE for a local checkpoint")
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if report_dir:  # fail now, not after an hour of inference
@@ -147,7 +148,8 @@ def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_on
     if len(summaries) > 1:
         click.echo(format_comparison(summaries))
     if report_dir:
-        click.echo(f"report: {report_dir}/ (report.md, report.csv, report.json, "
-                   f"{'top1.png, predictions.csv' if len(summaries) == 1 else 'drop_heatmap.png, one folder per model'})")
+        files = ("top1.png, predictions.csv" if len(summaries) == 1
+                 else "drop_heatmap.png, a folder per model")
+        click.echo(f"report: {report_dir}/ (report.md, report.csv, report.json, {files})")
     if results_file:
         click.echo(f"results: {results_file}")

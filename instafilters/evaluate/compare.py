@@ -86,9 +86,11 @@ def write_results_file(summaries: list[dict], path) -> Path:
 
 # -- the comparison table ------------------------------------------------------------------
 
-def comparison_rows(summaries: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Rows: clean, each filter, mean, worst; per model three columns: Top-1, drop, agree."""
-    header = ["set"] + [f"{s['model']} {c}" for s in summaries for c in ("Top-1", "drop", "agree")]
+def comparison_rows(summaries: list[dict], short: bool = False):
+    """Rows: clean, each filter, mean, worst; per model three columns: Top-1, drop, agree
+    (headed by the model's name, or `short`: by its number [1], [2], ...)."""
+    header = ["set"] + [f"{f'[{i + 1}]' if short else s['model']} {c}"
+                        for i, s in enumerate(summaries) for c in ("Top-1", "drop", "agree")]
     names = list(summaries[0]["filters"])
     rows = [["clean"] + [x for s in summaries for x in (_pct(s["clean"]["top1"]), "", "")]]
     for name in names + ["mean"]:
@@ -106,11 +108,12 @@ def comparison_rows(summaries: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def format_comparison(summaries: list[dict]) -> str:
-    header, rows = comparison_rows(summaries)
+    header, rows = comparison_rows(summaries, short=True)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     n = summaries[0]["data"]["n_images"]
     lines = [f"{len(summaries)} models on {n} images x {1 + len(summaries[0]['filters'])} sets "
-             f"(Top-1 %, drop in points, agreement with the clean prediction %)"]
+             f"(Top-1 %, drop in points, agreement with the clean prediction %): "
+             + ", ".join(f"[{i + 1}] {s['model']}" for i, s in enumerate(summaries))]
     for r in [header] + rows:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths))).rstrip())
@@ -153,7 +156,9 @@ def plot_drop_heatmap(summaries: list[dict], path) -> None:
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(summaries)), [s["model"] for s in summaries])
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7)
+        dark = v > (values.max() + values.min()) / 2
+        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                color="white" if dark else "black")
     fig.colorbar(image, ax=ax, label="Top-1 drop (points)" if labelled
                  else "changed predictions (%)")
     fig.tight_layout()

@@ -534,12 +534,12 @@ def _key(module, layer) -> str:
 
 def test_adapt_bn_keeps_unadapted_numbers_and_is_deterministic(sample_ig):
     from instafilters.evaluate import evaluate
-    kwargs = dict(filters="toaster,gotham", workers=0, device="cpu", batch_size=4)
+    kwargs = dict(filters="gotham", workers=0, device="cpu", batch_size=4)
     plain = evaluate("efficientnet_lite0", sample_ig, SAMPLE, **kwargs)
     a = evaluate("efficientnet_lite0", sample_ig, SAMPLE, adapt="bn", **kwargs)
     b = evaluate("efficientnet_lite0", sample_ig, SAMPLE, adapt="bn", **kwargs)
-    adapted = {f: a["filters"][f].pop("bn_adapted") for f in ("toaster", "gotham")}
-    assert adapted == {f: b["filters"][f].pop("bn_adapted") for f in ("toaster", "gotham")}
+    adapted = {f: a["filters"][f].pop("bn_adapted") for f in ("gotham",)}
+    assert adapted == {f: b["filters"][f].pop("bn_adapted") for f in ("gotham",)}
     a["mean"].pop("bn_adapted"), b["mean"].pop("bn_adapted")
     assert _numbers(a) == _numbers(plain) == _numbers(b)
     assert all(0 <= r["top1"] <= 1 for r in adapted.values())

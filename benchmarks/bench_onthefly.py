@@ -26,16 +26,18 @@ from instafilters.evaluate.preprocessing import split_transform  # noqa: E402
 from instafilters.transforms import InstaFilterCallable, filter_registry  # noqa: E402
 
 
-def rate(dataset, repeat: int) -> float:
-    """Best-of-`repeat` items/s over the whole dataset (the first item warms the caches)."""
-    dataset[0]
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for i in range(len(dataset)):
-            dataset[i]
-        best = min(best, time.perf_counter() - t)
-    return len(dataset) / best
+def rates(datasets: list, repeat: int) -> list[float]:
+    """Best-of-`repeat` items/s of each dataset, measured in turn within every round so a
+    busy machine slows all of them alike (the first pass warms caches and compiles)."""
+    best = [float("inf")] * len(datasets)
+    for r in range(repeat + 1):
+        for k, dataset in enumerate(datasets):
+            t = time.perf_counter()
+            for i in range(len(dataset)):
+                dataset[i]
+            if r:
+                best[k] = min(best[k], time.perf_counter() - t)
+    return [len(d) / b for d, b in zip(datasets, best)]
 
 
 def main(argv=None):
@@ -52,15 +54,15 @@ def main(argv=None):
     paper = filter_registry().select("paper")
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / rel for rel in make_tree(Path(tmp), args.images)]
-        clean = ImageDataset([(0, p) for p in paths], transform)
         items = [(1 + i % len(paper), p) for i, p in enumerate(paths)]
-        rows = [("clean: decode + transform", rate(clean, args.repeat))]
-        for label, quality in (("on the fly, raw filter", None),
-                               (f"on the fly + JPEG q{io.DEFAULT_JPEG_QUALITY} round trip",
-                                io.DEFAULT_JPEG_QUALITY)):
+        labels = ["clean: decode + transform", "on the fly, raw filter",
+                  f"on the fly + JPEG q{io.DEFAULT_JPEG_QUALITY} round trip"]
+        datasets = [ImageDataset([(0, p) for p in paths], transform)]
+        for quality in (None, io.DEFAULT_JPEG_QUALITY):
             filters = {1 + k: InstaFilterCallable(name, 1.0, quality)
                        for k, name in enumerate(paper)}
-            rows.append((label, rate(ImageDataset(items, transform, filters), args.repeat)))
+            datasets.append(ImageDataset(items, transform, filters))
+        rows = list(zip(labels, rates(datasets, args.repeat)))
 
     print(f"per worker (one core), {args.images} ImageNet-like 500x375 JPEGs, best of "
           f"{args.repeat}; transform: resize 256, crop 224, uint8 tensor")

@@ -77,15 +77,20 @@ def decode_bytes(data: bytes) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(io.to_rgb(im)))
 
 
+def encode_filtered(compiled, rgb: np.ndarray, strength: float, fmt: str, quality: int,
+                    orientation=None, out=None) -> bytes:
+    """The bytes `instafilters build` writes: the filter at `strength`, then io.encode_bytes
+    with the build's arguments (the one home of that sequence; the build worker can call it)."""
+    return io.encode_bytes(compiled(rgb, strength, out=out), fmt, quality, orientation)
+
+
 def build_pixels(compiled, rgb: np.ndarray, strength: float, quality: int | None,
                  fmt: str = "JPEG", orientation=None) -> np.ndarray:
-    """What `instafilters build` writes for `rgb`, as decoded pixels: the filter at
-    `strength`, then (`quality` not None) `io.encode_bytes` with the build's arguments and a
-    decode. `fmt` is the format the build picks from the file's extension."""
-    filtered = compiled(rgb, strength)
+    """What `instafilters build` writes for `rgb`, as decoded pixels (`quality` None: the
+    raw filter output). `fmt` is the format the build picks from the file's extension."""
     if quality is None:
-        return filtered
-    return decode_bytes(io.encode_bytes(filtered, fmt, quality, orientation))
+        return compiled(rgb, strength)
+    return decode_bytes(encode_filtered(compiled, rgb, strength, fmt, quality, orientation))
 
 
 def _is_tensor(x) -> bool:
@@ -153,7 +158,7 @@ class InstaFilterCallable:
     def encode(self, image, fmt: str = "JPEG", orientation=None) -> bytes:
         """The bytes `instafilters build` writes for `image` (quality: jpeg_quality or 90)."""
         quality = io.DEFAULT_JPEG_QUALITY if self.jpeg_quality is None else self.jpeg_quality
-        return io.encode_bytes(self.compiled(io.load_rgb(image), self.strength), fmt, quality,
+        return encode_filtered(self.compiled, io.load_rgb(image), self.strength, fmt, quality,
                                orientation)
 
     def apply(self, image):
@@ -295,4 +300,5 @@ def __getattr__(name):
 
 
 __all__ = ["InstaFilter", "RandomInstaFilter", "InstaFilterCallable",
-           "RandomInstaFilterCallable", "build_pixels", "filter_registry", "select_filters"]
+           "RandomInstaFilterCallable", "build_pixels", "encode_filtered", "filter_registry",
+           "select_filters"]

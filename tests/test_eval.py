@@ -546,6 +546,11 @@ def test_adapt_bn_keeps_unadapted_numbers_and_is_deterministic(sample_ig):
     assert a["settings"]["adapt"] == "bn"
 
 
+def preprocessing_key_of(weights_enum):
+    from instafilters.evaluate.preprocessing import split_transform
+    return split_transform(weights_enum.IMAGENET1K_V1.transforms()).cpu
+
+
 def test_several_models_one_report_and_timm_results_file(tmp_path):
     """Lite0 bundled, the same weights as a checkpoint for timm's architecture (shares the
     decoding: same preprocessing) and a tiny BatchNorm-free timm ViT (a notice, no crash)."""
@@ -555,6 +560,13 @@ def test_several_models_one_report_and_timm_results_file(tmp_path):
     torch.save(load_model("efficientnet_lite0").module.state_dict(), ckpt)
     torch.manual_seed(0)
     torch.save(timm.create_model("test_vit").state_dict(), vit)
+    from instafilters.evaluate.runner import preprocessing_key
+    import torchvision.models as tvm
+    keys = [preprocessing_key(load_model(*spec)) for spec in (
+        ("efficientnet_lite0",), ("timm:tf_efficientnet_lite0", None, ckpt),
+        ("timm:test_vit", None, vit))]
+    assert keys[0] == keys[1] != keys[2]  # the two Lite0s share one decoding pass
+    assert "ResizeCrop([256], [224]" in repr(preprocessing_key_of(tvm.ResNet50_Weights))
     report, results = tmp_path / "report", tmp_path / "results.json"
     proc = cli("eval", "efficientnet_lite0", f"timm:tf_efficientnet_lite0={ckpt}",
                f"timm:test_vit={vit}", "--clean", SAMPLE, "--filters", "toaster,gotham",

@@ -45,6 +45,10 @@ class ResizeCrop:
                          antialias=self.antialias)
         return F.center_crop(image, self.crop_size)
 
+    def __repr__(self):  # equal settings, equal repr: models with it share decoding
+        return (f"ResizeCrop({self.resize_size}, {self.crop_size}, {self.interpolation}, "
+                f"antialias={self.antialias})")
+
 
 @dataclass
 class SplitTransform:

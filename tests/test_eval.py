@@ -21,8 +21,8 @@ import pytest
 from instafilters import io, load_filters
 from instafilters.errors import InstafiltersError
 from instafilters.evaluate import metrics
-from instafilters.evaluate.data import (imagenet_wnids, label_matrix, plan_evaluation,
-                                        read_accepted_labels)
+from instafilters.evaluate.labels import imagenet_wnids, label_matrix, read_accepted_labels
+from instafilters.evaluate.pairing import plan_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "instafilters" / "data" / "sample"
@@ -246,7 +246,8 @@ def test_plan_errors(tmp_path, setup, match):
 def test_split_preprocessing_equals_the_models_own_transform(which):
     from PIL import Image
     import torchvision.models as tvm
-    from instafilters.evaluate.models import load_model, split_transform
+    from instafilters.evaluate.models import load_model
+    from instafilters.evaluate.preprocessing import split_transform
     transform = {
         "efficientnet_lite0": lambda: load_model("efficientnet_lite0").transform,  # timm's
         "torchvision-resnet50-v1": lambda: tvm.ResNet50_Weights.IMAGENET1K_V1.transforms(),
@@ -471,3 +472,133 @@ def test_eval_help_and_list_do_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "Examples:" in proc.stdout and "efficientnet_lite0" in proc.stdout
+
+
+# -- on the fly, several models, BN adaptation, results files (issue 9) ---------------------
+
+THREE = "toaster,gotham,lofi"
+
+
+def test_on_the_fly_gives_the_numbers_of_the_built_tree(sample_ig, tmp_path):
+    built, fly = tmp_path / "built", tmp_path / "fly"
+    common = ("--clean", SAMPLE, "--filters", THREE, "--workers", "1", "--no-progress")
+    cli("eval", "efficientnet_lite0", "--data", sample_ig, "--report", built, *common)
+    proc = cli("eval", "efficientnet_lite0", "--report", fly, *common)
+    a, b = (json.loads((d / "report.json").read_text()) for d in (built, fly))
+    assert _numbers(a) == _numbers(b)
+    assert (built / "predictions.csv").read_bytes() == (fly / "predictions.csv").read_bytes()
+    assert b["data"]["data"] == "filtered on the fly"
+    assert b["data"]["filtering"]["jpeg_quality"] == 90
+    assert "gotham" in proc.stdout
+
+
+def test_jpeg_quality_none_scores_raw_pixels_and_needs_no_data(sample_ig):
+    from instafilters.evaluate import evaluate
+    raw = evaluate("efficientnet_lite0", None, SAMPLE, "toaster", jpeg_quality=None,
+                   workers=0, device="cpu")
+    assert raw["data"]["filtering"]["jpeg_quality"] is None and raw["filters"]["toaster"]["n"] == 8
+    line = one_line_error_invoked(invoke("eval", "efficientnet_lite0", "--data", sample_ig,
+                                         "--clean", SAMPLE, "--jpeg-quality", "none"))
+    assert "--jpeg-quality" in line and "without --data" in line
+    result = invoke("eval", "efficientnet_lite0", "--clean", SAMPLE, "--jpeg-quality", "0")
+    assert result.exit_code == 2 and "expected 1-100 or 'none'" in result.stderr
+    line = one_line_error_invoked(invoke("eval", "efficientnet_lite0", "resnet50", "--clean",
+                                         SAMPLE, "--weights", "x.pth"))
+    assert "need exactly one MODEL" in line
+
+
+def test_bn_adaptation_changes_buffers_and_restores_them():
+    from instafilters.evaluate.adapt import batchnorm_layers, bn_adapting
+    from instafilters.evaluate.models import load_model
+    model = load_model("efficientnet_lite0")
+    module = model.module
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    images = [io.decode(p).rgb for p in sorted(SAMPLE.rglob("*.JPEG"))]
+    from PIL import Image
+    x = model.split.finish(torch.stack([model.split.cpu(Image.fromarray(im)) for im in images]))
+    first = batchnorm_layers(module)[0]
+    momentum = first.momentum
+    with bn_adapting(module):
+        with torch.no_grad():
+            module(x)
+        assert not torch.equal(first.running_mean, before[_key(module, first) + "running_mean"])
+        assert first.training and not module.training
+    after = module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not first.training and first.momentum == momentum
+
+
+def _key(module, layer) -> str:
+    return next(n for n, m in module.named_modules() if m is layer) + "."
+
+
+def test_adapt_bn_keeps_unadapted_numbers_and_is_deterministic(sample_ig):
+    from instafilters.evaluate import evaluate
+    kwargs = dict(filters="gotham", workers=0, device="cpu", batch_size=4)
+    plain = evaluate("efficientnet_lite0", sample_ig, SAMPLE, **kwargs)
+    a = evaluate("efficientnet_lite0", sample_ig, SAMPLE, adapt="bn", **kwargs)
+    b = evaluate("efficientnet_lite0", sample_ig, SAMPLE, adapt="bn", **kwargs)
+    adapted = {f: a["filters"][f].pop("bn_adapted") for f in ("gotham",)}
+    assert adapted == {f: b["filters"][f].pop("bn_adapted") for f in ("gotham",)}
+    a["mean"].pop("bn_adapted"), b["mean"].pop("bn_adapted")
+    assert _numbers(a) == _numbers(plain) == _numbers(b)
+    assert all(0 <= r["top1"] <= 1 for r in adapted.values())
+    assert a["settings"]["adapt"] == "bn"
+
+
+def preprocessing_key_of(weights_enum):
+    from instafilters.evaluate.preprocessing import split_transform
+    return split_transform(weights_enum.IMAGENET1K_V1.transforms()).cpu
+
+
+def test_several_models_one_report_and_timm_results_file(tmp_path):
+    """Lite0 bundled, the same weights as a checkpoint for timm's architecture (shares the
+    decoding: same preprocessing) and a tiny BatchNorm-free timm ViT (a notice, no crash)."""
+    from instafilters.evaluate.models import load_model
+    import timm
+    ckpt, vit = tmp_path / "lite0.pth", tmp_path / "vit.pth"
+    torch.save(load_model("efficientnet_lite0").module.state_dict(), ckpt)
+    torch.manual_seed(0)
+    torch.save(timm.create_model("test_vit").state_dict(), vit)
+    from instafilters.evaluate.runner import preprocessing_key
+    import torchvision.models as tvm
+    keys = [preprocessing_key(load_model(*spec)) for spec in (
+        ("efficientnet_lite0",), ("timm:tf_efficientnet_lite0", None, ckpt),
+        ("timm:test_vit", None, vit))]
+    assert keys[0] == keys[1] != keys[2]  # the two Lite0s share one decoding pass
+    assert "ResizeCrop([256], [224]" in repr(preprocessing_key_of(tvm.ResNet50_Weights))
+    report, results = tmp_path / "report", tmp_path / "results.json"
+    proc = cli("eval", "efficientnet_lite0", f"timm:tf_efficientnet_lite0={ckpt}",
+               f"timm:test_vit={vit}", "--clean", SAMPLE, "--filters", "toaster,gotham",
+               "--adapt", "bn", "--results-file", results, "--report", report, "--workers", "0",
+               "--no-progress")
+    notices = [line for line in proc.stderr.splitlines() if "BatchNorm" in line]
+    assert notices == ["WARNING: timm:test_vit=vit.pth has no BatchNorm layers: --adapt bn "
+                       "does not apply to it"]
+    combined = json.loads((report / "report.json").read_text())
+    lite0, local, tiny = combined["models"]
+    assert _numbers(lite0) == _numbers(local) and lite0["clean"]["top1"] == 0.75
+    assert "bn_adapted" in lite0["filters"]["toaster"] and "bn_adapted" not in tiny["mean"]
+    for folder, summary in zip(combined["folders"], combined["models"]):
+        sets = read_predictions(report / folder / "predictions.csv")
+        rows = sets["gotham"]
+        assert summary["filters"]["gotham"]["top1"] == sum(
+            r["top1"] == r["labels"] for r in rows) / len(rows)
+    assert (report / "drop_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (report / "report.md").read_text()
+    assert "| worst | gotham |" in md and "efficientnet_lite0 Top-1" in md
+    assert "[1] efficientnet_lite0" in proc.stdout and "worst " in proc.stdout
+    rows = json.loads(results.read_text())
+    assert list(rows[0])[:9] == ["model", "top1", "top1_err", "top5", "top5_err",
+                                 "param_count", "img_size", "crop_pct", "interpolation"]
+    clean = rows[0]
+    assert (clean["model"], clean["set"], clean["top1"], clean["top1_err"], clean["img_size"],
+            clean["crop_pct"], clean["interpolation"]) == (
+        "efficientnet_lite0", "clean", 75.0, 25.0, 224, 0.875, "bicubic")
+    assert clean["param_count"] == pytest.approx(4.65, abs=0.01)
+    gotham = next(r for r in rows if r["model"] == "efficientnet_lite0" and r["set"] == "gotham")
+    assert gotham["top1_diff"] == pytest.approx(
+        100 * (lite0["filters"]["gotham"]["top1"] - 0.75))
+    assert {r["set"] for r in rows if r["model"] == "efficientnet_lite0"} == {
+        "clean", "toaster", "gotham", "toaster+bn", "gotham+bn"}
+    assert len(rows) == 5 + 5 + 3

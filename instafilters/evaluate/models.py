@@ -9,7 +9,6 @@ file and where it goes. torch, torchvision and timm are imported inside function
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,16 +17,14 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from ..errors import InstafiltersError
+from .preprocessing import split_transform
+from .weights import ModelError, load_weights_file
 
 log = logging.getLogger(__name__)
 
 TORCHVISION_DEFAULT_TAG = "IMAGENET1K_V1"   # the classic weights, as in the paper's table
 NUM_CLASSES = 1000
 INSTALL_HINT = "pip install 'instafilters[eval]'"
-
-
-class ModelError(InstafiltersError):
-    """Unknown model, missing or unfitting weights."""
 
 
 @dataclass(frozen=True)
@@ -69,80 +66,6 @@ class LoadedModel:
 
     def __post_init__(self):
         self.split = split_transform(self.transform)
-
-
-# -- preprocessing split between decoding workers and the device ----------------------------
-
-class PilPart:
-    """The PIL steps of a model's transform (resize, crop), then a uint8 CHW tensor: what the
-    DataLoader workers do. A quarter of float32's bytes to pass between processes and copy
-    to the GPU, and no float work on the CPU."""
-
-    def __init__(self, ops):
-        self.ops = list(ops)
-
-    def __call__(self, image):
-        from torchvision.transforms import functional as F
-        for op in self.ops:
-            image = op(image)
-        return F.pil_to_tensor(image)
-
-    def __repr__(self):
-        return f"PilPart({self.ops})"
-
-
-class ResizeCrop:
-    """torchvision's ImageClassification preset up to (not including) the float conversion."""
-
-    def __init__(self, resize_size, crop_size, interpolation, antialias):
-        self.resize_size, self.crop_size = resize_size, crop_size
-        self.interpolation, self.antialias = interpolation, antialias
-
-    def __call__(self, image):
-        from torchvision.transforms import functional as F
-        image = F.resize(image, self.resize_size, interpolation=self.interpolation,
-                         antialias=self.antialias)
-        return F.center_crop(image, self.crop_size)
-
-
-@dataclass
-class SplitTransform:
-    """`cpu` (PIL -> uint8 tensor) then `finish` on a batch on the device: x.float() / 255,
-    minus mean, divided by std: the same float32 operations, in the same order, as
-    torchvision's ToTensor/convert_image_dtype + Normalize, so the numbers are identical.
-    `mean` None: `cpu` is the whole transform (an unknown layout) and finish only casts."""
-    cpu: Any
-    mean: tuple | None = None
-    std: tuple | None = None
-
-    def finish(self, batch):
-        import torch
-        if self.mean is None:
-            return batch.float()
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=batch.device)
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=batch.device)
-        x = batch.to(torch.float32).div(255)
-        return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
-
-
-def split_transform(transform) -> SplitTransform:
-    """Split a torchvision preset or a timm eval Compose at its tensor conversion."""
-    from torchvision.transforms import Compose, Normalize, ToTensor
-    from torchvision.transforms._presets import ImageClassification
-    if isinstance(transform, ImageClassification):
-        return SplitTransform(PilPart([ResizeCrop(transform.resize_size, transform.crop_size,
-                                                  transform.interpolation, transform.antialias)]),
-                              tuple(transform.mean), tuple(transform.std))
-    if isinstance(transform, Compose):
-        # torchvision's ToTensor (timm's MaybeToTensor subclasses it) divides by 255; timm's
-        # own ToTensor does not, so it is not a cut point
-        ops = transform.transforms
-        cut = [i for i, op in enumerate(ops) if isinstance(op, ToTensor)]
-        if len(cut) == 1 and cut[0] == len(ops) - 2 and isinstance(ops[-1], Normalize):
-            return SplitTransform(PilPart(ops[:cut[0]]), tuple(map(float, ops[-1].mean)),
-                                  tuple(map(float, ops[-1].std)))
-    log.info("unknown transform layout, running it whole in the workers: %r", transform)
-    return SplitTransform(transform)
 
 
 EVAL_PACKAGES = ("torch", "torchvision", "timm")
@@ -327,89 +250,3 @@ def _load_bundled(name, arch, tag, weights_path, offline) -> LoadedModel:
 
 
 LOADERS = {"torchvision": _load_torchvision, "timm": _load_timm, "bundled": _load_bundled}
-
-
-# -- weight files --------------------------------------------------------------------------
-
-CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema",
-                   "module")
-STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
-
-
-def read_state_dict(path) -> dict:
-    """A state dict, a training checkpoint holding one, or a safetensors file -> state dict."""
-    import torch
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"--weights {path}: no such file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            obj = load_file(str(path))
-        else:
-            import argparse
-            torch.serialization.add_safe_globals([argparse.Namespace])
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unpickling raises many types; all mean "bad file"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Weights only load failed" in reason:
-            reason = "it holds pickled Python objects, e.g. a whole model, not loaded for safety"
-        raise ModelError(f"--weights {path}: cannot load as a state dict or checkpoint "
-                         f"({reason[:200]}); save model.state_dict() with torch.save") from None
-    if isinstance(obj, dict):
-        for key in CHECKPOINT_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelError(f"--weights {path}: no state dict found (expected a mapping of tensor "
-                         f"names, or a checkpoint with one of {', '.join(CHECKPOINT_KEYS)})")
-    return obj
-
-
-def fit_state_dict(module, state: dict, zip_keys: bool = False) -> dict:
-    """Rename `state`'s keys to `module`'s when only the names differ (zip_keys: same tensors
-    in the same order, as the Lite0 wheel's keys against timm's)."""
-    target = module.state_dict()
-    for prefix in STRIP_PREFIXES:  # DistributedDataParallel, torch.compile, wrappers
-        if set(state) != set(target) and state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    if set(state) == set(target) or not zip_keys:
-        return state
-    src = [(k, v) for k, v in state.items() if not k.endswith("num_batches_tracked")]
-    dst = [k for k in target if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst) or any(v.shape != target[k].shape for (_, v), k in zip(src, dst)):
-        return state  # let load_state_dict report the mismatch
-    return {k: v for (_, v), k in zip(src, dst)}
-
-
-def load_weights_file(module, path, zip_keys: bool = False) -> str:
-    """Load `path` into `module` strictly; returns 'file NAME (sha256 PREFIX)'."""
-    state = fit_state_dict(module, read_state_dict(path), zip_keys)
-    target = module.state_dict()
-    shapes = [k for k in state if k in target and state[k].shape != target[k].shape]
-    if shapes:
-        k = shapes[0]
-        raise ModelError(f"--weights {path} does not fit {type(module).__name__}: {k} has shape "
-                         f"{tuple(state[k].shape)}, expected {tuple(target[k].shape)}"
-                         f"{f' (and {len(shapes) - 1} more)' if len(shapes) > 1 else ''}")
-    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in target]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        raise ModelError(f"--weights {path} does not fit {type(module).__name__}: keys "
-                         f"{'; '.join(parts)}")
-    module.load_state_dict(state, strict=False)
-    return f"file {Path(path).name} (sha256 {sha256_prefix(path)})"
-
-
-def sha256_prefix(path, n: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]

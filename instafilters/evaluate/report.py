@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InstafiltersError
-from .data import CLEAN
+from .pairing import CLEAN
 from .metrics import agreement, drop, feature_divergence, labelled_mask, topk_accuracy
 
 VERSIONED = ("instafilters", "torch", "torchvision", "timm", "numpy", "pillow",
@@ -57,10 +57,15 @@ def summarize(result) -> dict:
         if result.moments.get(name):
             row["divergence"] = {layer: feature_divergence(result.moments[CLEAN][layer], m)
                                  for layer, m in result.moments[name].items()}
+        if name in result.adapted:
+            row["bn_adapted"] = _scores(result.adapted[name], labels, clean, c1)
         filters[name] = row
     rows = list(filters.values())
     mean = {k: _mean(r[k] for r in rows)
             for k in ("top1", "top5", "top1_drop", "top1_drop_rel", "top5_drop", "agreement")}
+    if result.adapted:
+        mean["bn_adapted"] = {k: _mean(r["bn_adapted"][k] for r in rows if "bn_adapted" in r)
+                              for k in ("top1", "top5", "top1_drop", "agreement")}
     layers = result.settings.get("divergence_layers") or []
     if layers:
         mean["divergence"] = {layer: _mean(r["divergence"][layer] for r in rows)
@@ -74,12 +79,15 @@ def summarize(result) -> dict:
         "arch": model.arch,
         "source": model.source,
         "weights": model.weights,
+        "param_count": round(sum(p.numel() for p in model.module.parameters()) / 1e6, 2),
         "preprocessing": model.preprocessing,
         "versions": versions(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": result.device,
         "settings": result.settings,
-        "data": {"clean": str(plan.clean_root), "data": str(plan.data_root),
+        "data": {"clean": str(plan.clean_root),
+                 "data": str(plan.data_root) if plan.data_root else "filtered on the fly",
+                 **({"filtering": plan.filtering} if plan.filtering else {}),
                  "split": plan.split, **plan.options, "n_images": plan.n,
                  "n_labelled": int(labelled_mask(labels).sum()),
                  "skipped_without_filtered_copy": plan.skipped_clean},
@@ -88,6 +96,12 @@ def summarize(result) -> dict:
         "mean": mean,
         "worst": ({"filter": worst_name, key: filters[worst_name][key]} if worst_name else None),
     }
+
+
+def _scores(topk, labels, clean_topk, clean_top1) -> dict:
+    t1 = topk_accuracy(topk, labels, 1)
+    return {"top1": t1, "top5": topk_accuracy(topk, labels, 5),
+            "top1_drop": drop(clean_top1, t1)[0], "agreement": agreement(clean_topk, topk)}
 
 
 # -- text table ----------------------------------------------------------------------------
@@ -100,18 +114,21 @@ def _pct(x, signed=False):
 
 def table_rows(summary) -> tuple[list[str], list[list[str]]]:
     layers = list((summary["mean"].get("divergence") or {}))
+    bn = ["Top-1 BN", "drop BN", "agree BN"] if "bn_adapted" in summary["mean"] else []
     header = ["set", "Top-1", "Top-5", "drop", "rel.drop", "agree"] + \
-        [f"div[{layer}]" for layer in layers] + ["n"]
+        [f"div[{layer}]" for layer in layers] + bn + ["n"]
     c = summary["clean"]
-    rows = [["clean", _pct(c["top1"]), _pct(c["top5"]), "", "", ""] + [""] * len(layers)
-            + [str(c["n"])]]
+    rows = [["clean", _pct(c["top1"]), _pct(c["top5"]), "", "", ""] +
+            [""] * (len(layers) + len(bn)) + [str(c["n"])]]
 
     def row(name, r, n):
         div = r.get("divergence") or {}
+        a = r.get("bn_adapted") or {}
         return ([name, _pct(r["top1"]), _pct(r["top5"]), _pct(r["top1_drop"]),
                  _pct(r["top1_drop_rel"]) + ("%" if r["top1_drop_rel"] is not None else ""),
                  _pct(r["agreement"])]
                 + [f"{div[layer]:.4f}" if div.get(layer) is not None else "-" for layer in layers]
+                + [_pct(a.get(k)) for k in ("top1", "top1_drop", "agreement")][:len(bn)]
                 + [n])
     for name, r in summary["filters"].items():
         rows.append(row(name, r, str(r["n"])))
@@ -142,11 +159,12 @@ def format_markdown(summary, chart: str | None = CHART) -> str:
            f"- data: `{summary['data']['data']}` vs clean `{summary['data']['clean']}` "
            f"({summary['data']['n_images']} images per set)",
            f"- date: {summary['date']}, device: {summary['device']}",
-           f"- versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()),
+           "- versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()),
            "",
            "Accuracies in %; drop = clean Top-1 minus filtered Top-1 (points), rel.drop = drop / "
            "clean Top-1; agree = share of images whose filtered top-1 class equals the clean "
-           "one.", ""]
+           "one." + (" BN: after re-estimating BatchNorm statistics on each filter's images "
+                     "(Schneider et al. 2020)." if "bn_adapted" in summary["mean"] else ""), ""]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for r in rows:
@@ -163,17 +181,22 @@ def format_markdown(summary, chart: str | None = CHART) -> str:
 
 def write_csv(summary, path) -> None:
     layers = list((summary["mean"].get("divergence") or {}))
+    bn = ["top1_bn", "top1_drop_bn", "agreement_bn"] if "bn_adapted" in summary["mean"] else []
     fields = ["set", "top1", "top5", "top1_drop", "top1_drop_rel", "top5_drop", "agreement",
-              "n"] + [f"divergence_{layer}" for layer in layers]
+              "n"] + [f"divergence_{layer}" for layer in layers] + bn
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(fields)
         c = summary["clean"]
-        w.writerow([CLEAN, c["top1"], c["top5"], "", "", "", "", c["n"]] + [""] * len(layers))
+        w.writerow([CLEAN, c["top1"], c["top5"], "", "", "", "", c["n"]]
+                   + [""] * (len(layers) + len(bn)))
         for name, r in list(summary["filters"].items()) + [("mean", summary["mean"])]:
             div = r.get("divergence") or {}
+            a = r.get("bn_adapted") or {}
             w.writerow([name] + ["" if r.get(k) is None else r[k] for k in fields[1:8]]
-                       + [div.get(layer, "") for layer in layers])
+                       + [div.get(layer, "") for layer in layers]
+                       + ["" if a.get(k) is None else a[k]
+                          for k in ("top1", "top1_drop", "agreement")][:len(bn)])
 
 
 def write_predictions(result, path) -> None:
@@ -184,7 +207,9 @@ def write_predictions(result, path) -> None:
         w.writerow(["set", "path", "labels"] + [f"top{i + 1}" for i in range(5)])
         labels = [" ".join(str(c) for c in row if c >= 0) for row in plan.labels]
         rel = [plan.relpath(i) for i in range(plan.n)]
-        for name, preds in result.predictions.items():
+        sets = list(result.predictions.items()) + [(f"{name}+bn", preds) for name, preds
+                                                    in result.adapted.items()]
+        for name, preds in sets:
             for i in range(plan.n):
                 w.writerow([name, rel[i], labels[i]] + [int(c) for c in preds[i]])
 

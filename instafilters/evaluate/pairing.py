@@ -2,55 +2,25 @@
 
 A build output holds `<data>/<filter>/<path relative to the clean tree>`. An image is keyed
 by that relative path without its extension (so a build that re-encodes JPEG as PNG still
-pairs). Its label is the ImageNet-1k index of its wnid folder (`val/n02123045/x.JPEG` ->
-281, tabby) from the shipped list `instafilters/data/imagenet_wnids.txt`, never the
-alphabetical position among the folders present (ImageFolder's index, wrong on a subset).
-A folder that is not one of the 1000 wnids leaves its images unlabelled: they still count
-for agreement with the clean prediction.
-
-torch is imported only inside `make_loader`, so planning and its tests need none.
+pairs); labels come from `labels` (the ImageNet-1k index of the wnid folder). No torch here.
 """
 from __future__ import annotations
 
-import csv
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from .. import io
 from ..tree import walk
-from ..errors import ImageError, InstafiltersError
-from .metrics import UNLABELLED
+from ..errors import InstafiltersError
+from .labels import image_key, label_matrix, read_accepted_labels
 
 log = logging.getLogger(__name__)
 
-WNIDS_FILE = Path(__file__).resolve().parent.parent / "data" / "imagenet_wnids.txt"
 CLEAN = "clean"
-
-
-@lru_cache(maxsize=1)
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k wnids in the standard class-index order (0 = n01440764 tench)."""
-    wnids = tuple(w.strip() for w in WNIDS_FILE.read_text().split() if w.strip())
-    if len(wnids) != 1000 or len(set(wnids)) != 1000:
-        raise InstafiltersError(f"{WNIDS_FILE}: expected 1000 distinct wnids, got {len(wnids)}")
-    return wnids
-
-
-@lru_cache(maxsize=1)
-def wnid_to_index() -> dict[str, int]:
-    return {w: i for i, w in enumerate(imagenet_wnids())}
-
-
-def image_key(relpath) -> str:
-    """'val/n01/x.JPEG' -> 'val/n01/x' (posix, extension dropped)."""
-    p = PurePosixPath(Path(relpath).as_posix())
-    return str(p.with_suffix("")) if p.suffix else str(p)
 
 
 def scan_images(root: Path) -> dict[str, Path]:
@@ -71,38 +41,13 @@ def scan_images(root: Path) -> dict[str, Path]:
     return found
 
 
-def read_accepted_labels(path) -> dict[str, list[int]]:
-    """A labels CSV (`path`, `accepted_classes` = space-separated indices 0-999) -> key -> list."""
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-            columns = rows[0].keys() if rows else []
-    except OSError as e:
-        raise InstafiltersError(f"{path}: cannot read labels ({e.strerror or e})") from None
-    missing = {"path", "accepted_classes"} - set(columns)
-    if missing:
-        raise InstafiltersError(f"{path}: expected columns 'path' and 'accepted_classes', "
-                                f"missing {', '.join(sorted(missing))}")
-    accepted = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            classes = [int(c) for c in row["accepted_classes"].split()]
-        except ValueError:
-            classes = [-1]
-        if not classes or not all(0 <= c < 1000 for c in classes):
-            raise InstafiltersError(f"{path}, line {line}: accepted_classes must be "
-                                    f"space-separated class indices 0-999, got "
-                                    f"{row['accepted_classes']!r}")
-        accepted[image_key(row["path"])] = classes
-    return accepted
-
-
 @dataclass
 class EvalPlan:
-    """The images to score (sorted keys), their labels, and the file of each key per set."""
+    """The images to score (sorted keys), their labels, and the file of each key per set.
+    On the fly (`data_root` None) every set lists the clean files and `filtering` says how
+    to filter them in the loader: strength, jpeg_quality, recipes, recipes_only."""
     clean_root: Path
-    data_root: Path
+    data_root: Path | None
     split: str | None
     keys: list[str]
     labels: np.ndarray                      # (N, L) class indices, -1 padded / unlabelled
@@ -110,6 +55,7 @@ class EvalPlan:
     filter_dirs: dict[str, Path] = field(default_factory=dict)
     skipped_clean: int = 0                  # clean images with no copy in some filter folder
     options: dict = field(default_factory=dict)  # strength, limit_per_class, labels: for the report
+    filtering: dict | None = None
 
     @property
     def n(self) -> int:
@@ -173,24 +119,38 @@ def find_filter_dirs(data_root: Path, filters: list[str], registry,
 
 def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="auto",
                     limit_per_class: int | None = None, labels_csv=None,
-                    strength: float | None = None) -> EvalPlan:
-    """Pair every clean image with its copy under each filter folder and label it.
+                    strength: float | None = None,
+                    jpeg_quality: int | None = io.DEFAULT_JPEG_QUALITY, recipes=None,
+                    recipes_only: bool = False) -> EvalPlan:
+    """Pair every clean image with its copy under each filter folder and label it; with
+    `data_root` None, plan to filter the clean images on the fly instead (at `strength`,
+    default 1, through the build's encoder at `jpeg_quality` unless None).
 
     Images are the clean ones (under --split) that have a copy in every selected filter
     folder, sorted by path, then at most `limit_per_class` per class folder (the first by
     name, so two runs score the same images).
     """
-    clean_root, data_root = Path(clean_root), Path(data_root)
+    clean_root = Path(clean_root)
     if not clean_root.is_dir():
         raise InstafiltersError(f"--clean {clean_root}: no such folder")
     split = resolve_split(clean_root, split)
-    filter_dirs = find_filter_dirs(data_root, filters, registry, strength)
-
     sub = Path(split) if split else Path()
     clean = {image_key(sub / k): p for k, p in scan_images(clean_root / sub).items()}
     if not clean:
         raise InstafiltersError(f"--clean {clean_root / sub}: no images found "
                                 f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    if data_root is None:
+        filtering = {"strength": 1.0 if strength is None else float(strength),
+                     "jpeg_quality": jpeg_quality, "recipes": recipes,
+                     "recipes_only": recipes_only}
+        keys = _limit(sorted(clean), limit_per_class)
+        sets = {CLEAN: [clean[k] for k in keys], **{f: [clean[k] for k in keys] for f in filters}}
+        return EvalPlan(clean_root, None, split, keys, _labels(keys, labels_csv), sets,
+                        options=_options(strength, limit_per_class, labels_csv),
+                        filtering=filtering)
+
+    data_root = Path(data_root)
+    filter_dirs = find_filter_dirs(data_root, filters, registry, strength)
     keys = set(clean)
     copies = {}
     for name, folder in filter_dirs.items():
@@ -211,91 +171,32 @@ def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="
         log.warning("%d of %d clean images have no copy in every filter folder; scoring the "
                     "%d that do", skipped, len(clean), len(keys))
 
-    ordered = sorted(keys)
-    if limit_per_class is not None:
-        per_class: dict[str, int] = defaultdict(int)
-        kept = []
-        for k in ordered:
-            cls = PurePosixPath(k).parent.as_posix()
-            if per_class[cls] < limit_per_class:
-                per_class[cls] += 1
-                kept.append(k)
-        ordered = kept
-
-    labels = label_matrix(ordered, read_accepted_labels(labels_csv) if labels_csv else None)
+    ordered = _limit(sorted(keys), limit_per_class)
     sets = {CLEAN: [clean[k] for k in ordered]}
     for name in filter_dirs:
         sets[name] = [copies[name][k] for k in ordered]
-    options = {"strength": strength, "limit_per_class": limit_per_class,
-               "labels": str(labels_csv) if labels_csv else "wnid folders"}
-    return EvalPlan(clean_root, data_root, split, ordered, labels, sets, filter_dirs, skipped,
-                    options)
+    return EvalPlan(clean_root, data_root, split, ordered, _labels(ordered, labels_csv), sets,
+                    filter_dirs, skipped, _options(strength, limit_per_class, labels_csv))
 
 
-def label_matrix(keys: list[str], accepted: dict[str, list[int]] | None = None) -> np.ndarray:
-    """(N, L) accepted classes per key: from `accepted` where it names the key, else the
-    class of the key's wnid folder; -1 where neither is known."""
-    index = wnid_to_index()
-    rows = []
+def _limit(keys: list[str], limit_per_class: int | None) -> list[str]:
+    """At most `limit_per_class` keys per class folder, the first by name."""
+    if limit_per_class is None:
+        return keys
+    per_class: dict[str, int] = defaultdict(int)
+    kept = []
     for k in keys:
-        if accepted and k in accepted:
-            rows.append(accepted[k])
-        else:
-            rows.append([index.get(PurePosixPath(k).parent.name, UNLABELLED)])
-    width = max((len(r) for r in rows), default=1)
-    out = np.full((len(rows), width), UNLABELLED, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
+        cls = PurePosixPath(k).parent.as_posix()
+        if per_class[cls] < limit_per_class:
+            per_class[cls] += 1
+            kept.append(k)
+    return kept
 
 
-# -- loading (torch from here on, imported lazily) ------------------------------------------
-
-class ImageDataset:
-    """Map-style dataset over (set index, path): decodes with instafilters.io (as the build
-    does) and applies `transform`, the CPU part of the model's own preprocessing (PIL resize
-    and crop to a uint8 tensor; see models.split_transform). A file that cannot be read
-    comes back as its error message, so the main process can raise a one-line error (a
-    worker's exception would arrive wrapped in a traceback)."""
-
-    def __init__(self, items: list[tuple[int, Path]], transform):
-        self.items = items
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-        _, path = self.items[i]
-        try:
-            image = Image.fromarray(io.decode(path).rgb, "RGB")
-        except ImageError as e:
-            return None, i, str(e)
-        return self.transform(image), i, None
+def _labels(keys, labels_csv) -> np.ndarray:
+    return label_matrix(keys, read_accepted_labels(labels_csv) if labels_csv else None)
 
 
-def collate(batch):
-    import torch
-    errors = [e for _, _, e in batch if e is not None]
-    if errors:
-        return None, None, errors
-    images = torch.stack([x for x, _, _ in batch])
-    return images, torch.tensor([i for _, i, _ in batch], dtype=torch.long), None
-
-
-def default_workers(device_type: str) -> int:
-    """Decoding feeds a GPU only with many processes; on CPU the model needs the cores."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cpus = os.cpu_count() or 1
-    return min(16, cpus) if device_type == "cuda" else max(1, min(4, cpus // 4))
-
-
-def make_loader(dataset: ImageDataset, batch_size: int, workers: int, pin_memory: bool):
-    from torch.utils.data import DataLoader
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      collate_fn=collate, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers > 0 else None,
-                      persistent_workers=False)
+def _options(strength, limit_per_class, labels_csv) -> dict:
+    return {"strength": strength, "limit_per_class": limit_per_class,
+            "labels": str(labels_csv) if labels_csv else "wnid folders"}

@@ -1,0 +1,304 @@
+"""Instagram filters as data-augmentation / evaluation transforms, exact to the build.
+
+    >>> from instafilters.transforms import InstaFilter, RandomInstaFilter
+    >>> InstaFilter("toaster", jpeg_quality=90)(pil_image)   # the pixels `build` would write
+    >>> train = v2.Compose([v2.RandomResizedCrop(224), RandomInstaFilter("paper"), ...])
+
+Each transform takes a PIL image, an HxWx3 uint8 array or a CHW uint8 tensor and returns
+the same type. With `jpeg_quality` the filtered image is encoded exactly as `instafilters
+build` encodes it (`io.encode_bytes`, the build's own call) and decoded again, so the
+pixels equal those of the built file. Compiled filters are built once per process and
+shared by every transform (`filter_registry`); a transform pickles as names and numbers,
+so DataLoader workers receive it cheaply and compile on first use.
+
+With torchvision >= 0.16 installed, `InstaFilter` and `RandomInstaFilter` are also
+`torchvision.transforms.v2.Transform`s (labels, boxes and masks pass through). That class
+is made when the attribute is first read, so importing this module never imports torch;
+`InstaFilterCallable` and `RandomInstaFilterCallable` are the plain classes.
+"""
+from __future__ import annotations
+
+import io as _bytesio
+import sys
+from functools import lru_cache
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import io
+from .errors import InstafiltersError
+from .registry import FilterRegistry, load_filters
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+# -- the filters of a process --------------------------------------------------------------
+
+def filter_registry(recipes=None, recipes_only: bool = False) -> FilterRegistry:
+    """The process-wide registry for `recipes` (None: the bundled filters; a file: merged
+    over them like `--recipes`, alone with `recipes_only`). Its compiled filters are made
+    once per process and shared by every transform and dataset."""
+    if recipes_only and not recipes:
+        raise InstafiltersError("recipes_only needs a recipes file (--recipes-only needs "
+                                "--recipes FILE)")
+    return _registry(str(Path(recipes).resolve()) if recipes else None, bool(recipes_only))
+
+
+@lru_cache(maxsize=None)
+def _registry(recipes: str | None, recipes_only: bool) -> FilterRegistry:
+    return load_filters(recipes, merge=not recipes_only)
+
+
+def select_filters(filters="paper", recipes=None, recipes_only=False):
+    """Filter names as the CLI takes them ('paper', 'all', 'extra', 'a,b', a list of names or
+    aliases) or a recipes file (every filter it defines) -> (canonical names, recipes)."""
+    if isinstance(filters, (str, Path)) and Path(filters).suffix.lower() in RECIPE_SUFFIXES:
+        if recipes:
+            raise InstafiltersError(f"filters={str(filters)!r} is a recipes file; pass "
+                                    f"recipes={recipes!r} separately or not at all")
+        from .recipe import load_recipe_file
+        recipes = str(filters)
+        filters = [r.name for r in load_recipe_file(recipes)]
+    elif isinstance(filters, (set, frozenset)):
+        filters = sorted(filters)
+    names = filter_registry(recipes, recipes_only).select(filters)
+    return tuple(names), (str(recipes) if recipes else None)
+
+
+# -- exact pixels --------------------------------------------------------------------------
+
+def decode_bytes(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> HxWx3 uint8, decoded as io.decode decodes a file."""
+    with Image.open(_bytesio.BytesIO(data)) as im:
+        im.load()
+        return np.ascontiguousarray(np.asarray(io.to_rgb(im)))
+
+
+def encode_filtered(compiled, rgb: np.ndarray, strength: float, fmt: str, quality: int,
+                    orientation=None, out=None) -> bytes:
+    """The bytes `instafilters build` writes: the filter at `strength`, then io.encode_bytes
+    with the build's arguments (the one home of that sequence; the build worker can call it)."""
+    return io.encode_bytes(compiled(rgb, strength, out=out), fmt, quality, orientation)
+
+
+def build_pixels(compiled, rgb: np.ndarray, strength: float, quality: int | None,
+                 fmt: str = "JPEG", orientation=None) -> np.ndarray:
+    """What `instafilters build` writes for `rgb`, as decoded pixels (`quality` None: the
+    raw filter output). `fmt` is the format the build picks from the file's extension."""
+    if quality is None:
+        return compiled(rgb, strength)
+    return decode_bytes(encode_filtered(compiled, rgb, strength, fmt, quality, orientation))
+
+
+def _is_tensor(x) -> bool:
+    torch = sys.modules.get("torch")  # not imported: x cannot be a tensor
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def apply_to(image, fn):
+    """Run `fn` (HxWx3 uint8 -> HxWx3 uint8) on a PIL image, an array or a CHW uint8
+    tensor, returning the type it was given."""
+    if isinstance(image, Image.Image):
+        return Image.fromarray(fn(np.asarray(io.to_rgb(image))), "RGB")
+    if isinstance(image, np.ndarray):
+        return fn(io.load_rgb(image))
+    if _is_tensor(image):
+        import torch
+        if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"expected a CHW uint8 tensor with 1 or 3 channels, got "
+                             f"{image.dtype} {tuple(image.shape)}")
+        hwc = image.detach().cpu().expand(3, -1, -1).permute(1, 2, 0).numpy()
+        out = fn(np.ascontiguousarray(hwc))
+        out = torch.from_numpy(out if out.flags.writeable else out.copy())
+        out = out.permute(2, 0, 1).contiguous()
+        out = out.to(image.device)
+        if type(image) is not torch.Tensor:  # keep a tv_tensors.Image an Image
+            from torchvision import tv_tensors
+            out = tv_tensors.wrap(out, like=image)
+        return out
+    raise TypeError(f"expected a PIL image, an HxWx3 uint8 array or a CHW uint8 tensor, got "
+                    f"{type(image).__name__}")
+
+
+def _check(strength, jpeg_quality):
+    lo, hi = (strength, strength) if np.isscalar(strength) else tuple(strength)
+    if not 0.0 <= float(lo) <= float(hi) <= 1.0:
+        raise InstafiltersError(f"strength must be in [0, 1] (or a range lo <= hi in it), "
+                                f"got {strength!r}")
+    if jpeg_quality is not None and not (isinstance(jpeg_quality, (int, np.integer))
+                                         and 1 <= jpeg_quality <= 100):
+        raise InstafiltersError(f"jpeg_quality must be an integer 1-100 or None, got "
+                                f"{jpeg_quality!r}")
+
+
+# -- the transforms ------------------------------------------------------------------------
+
+class InstaFilterCallable:
+    """One filter at a fixed strength; `jpeg_quality` (e.g. 90, the build's default) makes
+    the output the pixels of the file `instafilters build --quality Q` writes."""
+
+    def __init__(self, filter: str, strength: float = 1.0, jpeg_quality: int | None = None,
+                 recipes=None, recipes_only: bool = False):
+        _check(strength, jpeg_quality)
+        (self.filter,), self.recipes = select_filters([filter], recipes, recipes_only)
+        self.recipes_only = bool(recipes_only)
+        self.strength, self.jpeg_quality = float(strength), jpeg_quality
+
+    @property
+    def compiled(self):
+        return filter_registry(self.recipes, self.recipes_only)[self.filter]
+
+    def pixels(self, rgb: np.ndarray, fmt: str = "JPEG", orientation=None) -> np.ndarray:
+        return build_pixels(self.compiled, rgb, self.strength, self.jpeg_quality, fmt,
+                            orientation)
+
+    def encode(self, image, fmt: str = "JPEG", orientation=None) -> bytes:
+        """The bytes `instafilters build` writes for `image` (quality: jpeg_quality or 90)."""
+        quality = io.DEFAULT_JPEG_QUALITY if self.jpeg_quality is None else self.jpeg_quality
+        return encode_filtered(self.compiled, io.load_rgb(image), self.strength, fmt, quality,
+                               orientation)
+
+    def apply(self, image):
+        return apply_to(image, self.pixels)
+
+    __call__ = apply
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.filter!r}, strength={self.strength:g}, "
+                f"jpeg_quality={self.jpeg_quality})")
+
+
+class RandomInstaFilterCallable:
+    """With probability `p`, one of `filters` (uniformly) at a strength drawn uniformly from
+    `strength` (lo, hi) or fixed. Draws come from torch's global RNG when torch is
+    installed (so `torch.manual_seed` and DataLoader worker seeding reproduce a run), else
+    from a numpy generator seeded with `seed`."""
+
+    def __init__(self, filters="paper", strength=(0.5, 1.0), p: float = 1.0,
+                 jpeg_quality: int | None = None, recipes=None, recipes_only: bool = False,
+                 seed: int = 0):
+        _check(strength, jpeg_quality)
+        if not 0.0 <= p <= 1.0:
+            raise InstafiltersError(f"p must be in [0, 1], got {p!r}")
+        self.filters, self.recipes = select_filters(filters, recipes, recipes_only)
+        self.recipes_only = bool(recipes_only)
+        lo, hi = (strength, strength) if np.isscalar(strength) else tuple(strength)
+        self.strength, self.p, self.jpeg_quality = (float(lo), float(hi)), float(p), jpeg_quality
+        self.seed, self._numpy_rng = seed, None
+
+    def draw(self) -> dict:
+        """{'filter': name or None (not applied), 'strength': s}: three uniform draws."""
+        u = self._uniform(3)
+        lo, hi = self.strength
+        index = min(int(u[1] * len(self.filters)), len(self.filters) - 1)
+        return {"filter": self.filters[index] if u[0] < self.p else None,
+                "strength": lo + (hi - lo) * float(u[2])}
+
+    def _uniform(self, n: int):
+        if _torch_installed():
+            import torch
+            return torch.rand(n, dtype=torch.float64).tolist()
+        if self._numpy_rng is None:
+            self._numpy_rng = np.random.default_rng(self.seed)
+        return self._numpy_rng.random(n).tolist()
+
+    def apply(self, image, params: dict | None = None):
+        params = params or self.draw()
+        if params["filter"] is None:
+            return image
+        compiled = filter_registry(self.recipes, self.recipes_only)[params["filter"]]
+        return apply_to(image, lambda rgb: build_pixels(compiled, rgb, params["strength"],
+                                                        self.jpeg_quality))
+
+    __call__ = apply
+
+    def __repr__(self):
+        names = ",".join(self.filters) if len(self.filters) <= 4 else f"{len(self.filters)} filters"
+        return (f"{type(self).__name__}({names!r}, strength={self.strength}, p={self.p:g}, "
+                f"jpeg_quality={self.jpeg_quality})")
+
+
+@lru_cache(maxsize=1)
+def _torch_installed() -> bool:
+    return find_spec("torch") is not None
+
+
+@lru_cache(maxsize=1)
+def _torchvision_v2() -> bool:
+    """torchvision >= 0.16 (the first with a public v2 Transform base class) is installed."""
+    if not _torch_installed() or find_spec("torchvision") is None:
+        return False
+    major, minor = (int(x) for x in metadata.version("torchvision").split(".")[:2])
+    return (major, minor) >= (0, 16)
+
+
+def _v2_classes() -> dict:
+    """InstaFilter and RandomInstaFilter as torchvision v2 Transforms (imports torch)."""
+    import PIL.Image
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2._utils import is_pure_tensor
+
+    def is_rgb_array(x):
+        return isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 3 and \
+            x.shape[2] == 3
+
+    types = (tv_tensors.Image, PIL.Image.Image, is_pure_tensor, is_rgb_array)
+
+    class InstaFilter(InstaFilterCallable, v2.Transform):
+        __doc__ = InstaFilterCallable.__doc__
+        _transformed_types = types
+        __call__ = v2.Transform.__call__
+        __repr__ = InstaFilterCallable.__repr__
+
+        def __init__(self, *args, **kwargs):
+            v2.Transform.__init__(self)
+            InstaFilterCallable.__init__(self, *args, **kwargs)
+
+        def transform(self, inpt, params):
+            return self.apply(inpt)
+
+        _transform = transform  # torchvision < 0.21
+
+    class RandomInstaFilter(RandomInstaFilterCallable, v2.Transform):
+        __doc__ = RandomInstaFilterCallable.__doc__
+        _transformed_types = types
+        __call__ = v2.Transform.__call__
+        __repr__ = RandomInstaFilterCallable.__repr__
+
+        def __init__(self, *args, **kwargs):
+            v2.Transform.__init__(self)
+            RandomInstaFilterCallable.__init__(self, *args, **kwargs)
+
+        def make_params(self, flat_inputs):
+            return self.draw()
+
+        _get_params = make_params  # torchvision < 0.21
+
+        def transform(self, inpt, params):
+            return self.apply(inpt, params)
+
+        _transform = transform
+
+    for cls in (InstaFilter, RandomInstaFilter):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+    return {"InstaFilter": InstaFilter, "RandomInstaFilter": RandomInstaFilter}
+
+
+def __getattr__(name):
+    """`InstaFilter` / `RandomInstaFilter`: the v2 Transform classes with torchvision >= 0.16,
+    else the plain callables; made once, on first access."""
+    if name in ("InstaFilter", "RandomInstaFilter"):
+        classes = _v2_classes() if _torchvision_v2() else {
+            "InstaFilter": InstaFilterCallable, "RandomInstaFilter": RandomInstaFilterCallable}
+        globals().update(classes)
+        return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["InstaFilter", "RandomInstaFilter", "InstaFilterCallable",
+           "RandomInstaFilterCallable", "build_pixels", "encode_filtered", "filter_registry",
+           "select_filters"]

@@ -367,7 +367,7 @@ def test_shards_partition_the_tree_exactly_once(reference, tmp_path, recipes):
     lines = manifest_lines(out)
     seen = [x["src"] for x in lines]
     assert sorted(seen) == rels  # every source once, in exactly one shard
-    assert len({x.name for x in (out / ".instafilters").glob("manifest-*shard*")}) == 3
+    assert len({x.name for x in (out / ".instafilters").glob("manifest-*-s?of3-*")}) == 3
     assert tree_files(out) == ref
     # the split itself, on many names: disjoint, complete, roughly even
     names = [f"train/n{c:08d}/n{c:08d}_{i}.JPEG" for c in range(50) for i in range(40)]
@@ -375,7 +375,15 @@ def test_shards_partition_the_tree_exactly_once(reference, tmp_path, recipes):
         parts = [[x for x in names if x in Shard(i, n)] for i in range(n)]
         assert sorted(sum(parts, [])) == sorted(names)
         assert min(map(len, parts)) > 0.8 * len(names) / n
-    assert all(shard_of(x, 7) == shard_of(x, 7) for x in names)
+
+
+@pytest.mark.parametrize("rel,shards", [  # pinned: a changed hash would re-split every array
+    ("val/n01440764/ILSVRC2012_val_00000293.JPEG", [1, 2, 6, 3, 595]),
+    ("train/n01440764/n01440764_10026.JPEG", [0, 0, 1, 6, 374]),
+    ("val/n15075141/ILSVRC2012_val_00049999.JPEG", [0, 0, 3, 8, 696]),
+])
+def test_shard_of_is_pinned(rel, shards):
+    assert [shard_of(rel, n) for n in (2, 3, 7, 16, 1024)] == shards
 
 
 def test_bad_shard_is_a_usage_error(reference, tmp_path, recipes):

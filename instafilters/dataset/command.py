@@ -93,7 +93,8 @@ def build_command(src, out, filters, recipes, recipes_only, jobs, quality, stren
       sbatch --array=0-15 --wrap 'instafilters build --src imagenet/ --out imagenet-ig/ \\
           --shard $SLURM_ARRAY_TASK_ID/16'
     """
-    from .build import BuildConfig, build, human_bytes
+    from .build import BuildConfig, build
+    from .progress import human_bytes
     from .plan import Shard
 
     if scheduler and backend != "dask":

@@ -191,7 +191,7 @@ def write_record(out, record: dict, old_exists: bool) -> None:
 
 def run_id(shard) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    part = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
+    part = f"-{shard.tag}" if shard.count > 1 else ""
     host = socket.gethostname().split(".")[0] or "host"
     return f"{stamp}{part}-{host}-{os.getpid()}"
 

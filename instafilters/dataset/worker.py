@@ -1,0 +1,133 @@
+"""One source -> its outputs: what a worker process (or Dask task) does.
+
+Per source the worker does the least it can: stat the outputs (all present and valid ->
+skipped, nothing decoded), decode once, optionally resize, then for each selected filter
+and strength apply, encode by the source's extension and write atomically (temporary in
+the destination folder, then rename). Only `OutputError` (disk full, read-only, no
+permission on --out) stops a run; a bad source is a `failed` result with its reason.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .. import io
+from ..errors import ImageError, OutputError
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+TEMP_SUFFIX = ".tmp"  # a temporary is never named like an image (ImageFolder would load it)
+FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output folder: <out>/<key>/..., key = filter or filter/strength."""
+    key: str
+    filter: str
+    strength: float
+    valid_since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs, small and picklable; the recipes travel with it, so a
+    recipe file edited during the run cannot change what this run makes."""
+    src: str
+    out: str
+    recipes: tuple
+    targets: tuple
+    quality: int
+    resize: int | None
+    overwrite: bool
+    token: str
+    temp_suffix: str = TEMP_SUFFIX
+
+
+_COMPILED: dict = {}
+
+
+def _filters_for(job: Job) -> dict:
+    compiled = _COMPILED.get(job.token)
+    if compiled is None:
+        from ..compile import CompiledFilter
+        cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
+        compiled = {r.name: CompiledFilter(r) for r in job.recipes}
+        _COMPILED.clear()
+        _COMPILED[job.token] = compiled
+    return compiled
+
+
+def process_batch(job: Job, rels: list) -> list:
+    """Run one batch of sources; returns (rel, status, written, reason) per source."""
+    filters = _filters_for(job)
+    return [process_source(job, filters, rel) for rel in rels]
+
+
+def output_paths(job: Job, rel: str) -> list:
+    return [os.path.join(job.out, t.key, rel) for t in job.targets]
+
+
+def valid(path: str, since: float) -> bool:
+    """The output exists and was written after its filter's settings were recorded (strictly
+    after: a file from the same clock tick is remade rather than risk keeping a stale one)."""
+    try:
+        return os.stat(path).st_mtime > since
+    except OSError:
+        return False
+
+
+def process_source(job: Job, filters: dict, rel: str) -> tuple:
+    outs = output_paths(job, rel)
+    if job.overwrite:
+        todo = list(range(len(outs)))
+    else:
+        todo = [i for i, p in enumerate(outs) if not valid(p, job.targets[i].valid_since)]
+        if not todo:
+            return rel, SKIPPED, 0, None
+    src = os.path.join(job.src, rel)
+    try:
+        fmt = io.format_for(rel)
+        decoded = io.decode(src)
+    except ImageError as e:
+        return rel, FAILED, 0, _reason(e, src)
+    rgb = decoded.rgb if job.resize is None else resize_short(decoded.rgb, job.resize)
+    written = 0
+    filtered = np.empty_like(rgb)  # one buffer for every filter: each is encoded at once
+    for i in todo:
+        target = job.targets[i]
+        try:
+            data = io.encode_bytes(filters[target.filter](rgb, target.strength, out=filtered),
+                                   fmt, job.quality, decoded.orientation)
+        except (OSError, ValueError) as e:  # e.g. a JPEG side over 65,535 pixels
+            return rel, FAILED, written, f"cannot encode {fmt} for {target.key}: {e}"
+        try:
+            io.atomic_write_bytes(outs[i], data, temp_suffix=job.temp_suffix)
+        except OSError as e:
+            if e.errno in FATAL_ERRNOS:
+                raise OutputError(f"cannot write {outs[i]}: {e.strerror or e}") from None
+            return rel, FAILED, written, f"cannot write {target.key}/{rel}: {e.strerror or e}"
+        written += 1
+    return rel, DONE, written, None
+
+
+def _reason(e: Exception, src: str) -> str:
+    text = str(e)
+    return text[len(src) + 2:] if text.startswith(src + ": ") else text
+
+
+def resize_short(rgb, short: int):
+    """Shorter side -> `short`, aspect kept (torchvision's Resize(int) rounding); area
+    averaging when shrinking, bilinear when enlarging."""
+    h, w = rgb.shape[:2]
+    if min(h, w) == short:
+        return rgb
+    if h <= w:
+        size = (max(1, int(short * w / h)), short)
+    else:
+        size = (short, max(1, int(short * h / w)))
+    interpolation = cv2.INTER_AREA if short < min(h, w) else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interpolation)

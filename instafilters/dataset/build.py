@@ -15,6 +15,7 @@ from typing import Callable
 
 from .. import io
 from ..errors import ImageError, InstafiltersError, writing
+from ..paths import clean_rel, escape_name, strength_folder
 from . import manifest as mf
 from .backends import dask_client, run_batches
 from .plan import Shard, batches, iter_temporaries, walk
@@ -53,8 +54,8 @@ def targets_for(filters, strengths, record=None) -> tuple:
     for name in filters:
         since = record["filters"][name]["valid_since"] if record else 0.0
         for s in strengths:
-            key = f"{name}/{s:g}" if several else name
-            out.append(Target(key, name, float(s), since))
+            key = f"{name}/{strength_folder(s)}" if several else name
+            out.append(Target(clean_rel(key, "output folder"), name, float(s), since))
     return tuple(out)
 
 
@@ -197,10 +198,11 @@ def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progr
                     summary.skipped += 1
                 else:
                     summary.failed += 1
-                    say(f"failed: {rel}: {reason}")
+                    say(f"failed: {escape_name(rel)}: {escape_name(reason or '')}")
                     if cfg.strict:
-                        raise InstafiltersError(f"--strict: stopped at the first failure: "
-                                                f"{rel}: {reason} (see {files.failures_path})")
+                        raise InstafiltersError(
+                            f"--strict: stopped at the first failure: {escape_name(rel)}: "
+                            f"{escape_name(reason or '')} (see {files.failures_path})")
             progress.update(len(results), summary)
     finally:
         summary.seconds = time.monotonic() - start

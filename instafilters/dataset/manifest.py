@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InstafiltersError
 from ..io import TEMP_PREFIX
+from ..paths import escape_name
 from .plan import META_DIR
 
 RUN_FILE = "run.json"
@@ -197,9 +198,11 @@ def run_id(shard) -> str:
 
 
 class RunFiles:
-    """The manifest, failures and log files of one run, appended line by line (JSON Lines:
-    after a kill -9 at most the last line is cut; readers should skip a line that does not
-    parse)."""
+    """The manifest, failures and log files of one run, appended line by line and flushed
+    after every line, so a kill -9 loses at most the line being written (JSON Lines: readers
+    should skip a last line that does not parse). File names of any bytes are kept exactly:
+    JSON escapes them (undecodable bytes as \\udcXX, Python's surrogateescape); the TSV and
+    the log use paths.escape_name (`\\xNN`, `\\\\`), so a tab or newline cannot forge a row."""
 
     def __init__(self, out, rid: str):
         base = meta_dir(out)
@@ -207,16 +210,14 @@ class RunFiles:
         self.manifest_path = base / f"manifest-{rid}.jsonl"
         self.failures_path = base / f"failures-{rid}.tsv"
         self.log_path = base / f"build-{rid}.log"
-        self._manifest = open(self.manifest_path, "a", encoding="utf-8")
-        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._manifest = open(self.manifest_path, "a", encoding="ascii")
+        self._log = open(self.log_path, "a", encoding="utf-8", errors="backslashreplace")
         self._failures = None
-        self._last_flush = time.monotonic()
 
     def header(self, info: dict):
         """First line of the manifest: run id, options, and the layout that names every
         output of a source (`<out>/<key>/<src>` for each key)."""
-        self._manifest.write(json.dumps(info, ensure_ascii=True, default=str) + "\n")
-        self._manifest.flush()
+        self._write(self._manifest, json.dumps(info, ensure_ascii=True, default=str))
 
     def source(self, rel, status, outputs: int, written: int, reason=None):
         """`outputs`: how many of the header's keys exist for this source after the run
@@ -224,21 +225,22 @@ class RunFiles:
         line = {"src": rel, "status": status, "outputs": outputs, "written": written}
         if reason:
             line["reason"] = reason
-        self._manifest.write(json.dumps(line, ensure_ascii=True) + "\n")
         if status == "failed":
             if self._failures is None:
                 self._failures = open(self.failures_path, "a", encoding="utf-8")
-                self._failures.write("source\treason\n")
-            self._failures.write(f"{rel}\t{(reason or '').replace(chr(9), ' ')}\n")
-        if time.monotonic() - self._last_flush > 5:
-            self.flush()
+                self._write(self._failures, "source\treason")
+            self._write(self._failures, f"{escape_name(rel)}\t{escape_name(reason or '')}")
+        self._write(self._manifest, json.dumps(line, ensure_ascii=True))
 
     def log(self, line: str):
-        self._log.write(line + "\n")
-        self._log.flush()
+        self._write(self._log, line)
+
+    @staticmethod
+    def _write(f, line: str):
+        f.write(line + "\n")
+        f.flush()
 
     def flush(self):
-        self._last_flush = time.monotonic()
         for f in (self._manifest, self._failures, self._log):
             if f is not None:
                 f.flush()

@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 from ..errors import InstafiltersError
 from ..io import TEMP_PREFIX, is_image_path
+from ..paths import clean_rel
 
 META_DIR = ".instafilters"  # manifest, failures and logs; never a filter name (names are slugs)
 
@@ -65,9 +66,9 @@ def split_roots(src: Path, split: str | None) -> list[str]:
     if not split:
         return [""]
     roots = []
-    for name in (s.strip().strip("/") for s in split.split(",")):
+    for name in (clean_rel(s.strip(), "--split") for s in split.split(",") if s.strip()):
         if not name:
-            continue
+            return [""]  # '.': all of it
         if not (src / name).is_dir():
             present = sorted(p.name for p in src.iterdir() if p.is_dir()) if src.is_dir() else []
             raise InstafiltersError(f"--split {name}: no folder {src / name} (found: "

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import io
 from ..errors import ImageError, OutputError
+from ..paths import inside
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 TEMP_SUFFIX = ".tmp"  # a temporary is never named like an image (ImageFolder would load it)
@@ -68,7 +69,7 @@ def process_batch(job: Job, rels: list) -> list:
 
 
 def output_paths(job: Job, rel: str) -> list:
-    return [os.path.join(job.out, t.key, rel) for t in job.targets]
+    return [inside(job.out, f"{t.key}/{rel}", "output") for t in job.targets]
 
 
 def valid(path: str, since: float) -> bool:
@@ -81,6 +82,19 @@ def valid(path: str, since: float) -> bool:
 
 
 def process_source(job: Job, filters: dict, rel: str) -> tuple:
+    """(rel, status, written, reason). Raises only OutputError: anything else that goes
+    wrong with one source (its metadata, a library error) is that source's failure."""
+    written = []  # target indices written so far, still counted if a later one fails
+    try:
+        return _process(job, filters, rel, written)
+    except OutputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one bad source must never end a run
+        text = (str(e).splitlines() or [""])[0]
+        return rel, FAILED, len(written), f"unexpected error: {type(e).__name__}: {text}"
+
+
+def _process(job: Job, filters: dict, rel: str, written: list) -> tuple:
     outs = output_paths(job, rel)
     if job.overwrite:
         todo = list(range(len(outs)))
@@ -88,14 +102,13 @@ def process_source(job: Job, filters: dict, rel: str) -> tuple:
         todo = [i for i, p in enumerate(outs) if not valid(p, job.targets[i].valid_since)]
         if not todo:
             return rel, SKIPPED, 0, None
-    src = os.path.join(job.src, rel)
+    src = inside(job.src, rel, "source")
     try:
         fmt = io.format_for(rel)
         decoded = io.decode(src)
+        rgb = decoded.rgb if job.resize is None else resize_short(decoded.rgb, job.resize)
     except ImageError as e:
         return rel, FAILED, 0, _reason(e, src)
-    rgb = decoded.rgb if job.resize is None else resize_short(decoded.rgb, job.resize)
-    written = 0
     filtered = np.empty_like(rgb)  # one buffer for every filter: each is encoded at once
     for i in todo:
         target = job.targets[i]
@@ -103,15 +116,16 @@ def process_source(job: Job, filters: dict, rel: str) -> tuple:
             data = io.encode_bytes(filters[target.filter](rgb, target.strength, out=filtered),
                                    fmt, job.quality, decoded.orientation)
         except (OSError, ValueError) as e:  # e.g. a JPEG side over 65,535 pixels
-            return rel, FAILED, written, f"cannot encode {fmt} for {target.key}: {e}"
+            return rel, FAILED, len(written), f"cannot encode {fmt} for {target.key}: {e}"
         try:
             io.atomic_write_bytes(outs[i], data, temp_suffix=job.temp_suffix)
         except OSError as e:
             if e.errno in FATAL_ERRNOS:
                 raise OutputError(f"cannot write {outs[i]}: {e.strerror or e}") from None
-            return rel, FAILED, written, f"cannot write {target.key}/{rel}: {e.strerror or e}"
-        written += 1
-    return rel, DONE, written, None
+            return (rel, FAILED, len(written),
+                    f"cannot write {target.key}/{rel}: {e.strerror or e}")
+        written.append(i)
+    return rel, DONE, len(written), None
 
 
 def _reason(e: Exception, src: str) -> str:
@@ -129,5 +143,8 @@ def resize_short(rgb, short: int):
         size = (max(1, int(short * w / h)), short)
     else:
         size = (short, max(1, int(short * h / w)))
+    if size[0] * size[1] > io.MAX_PIXELS:
+        raise ImageError(f"--resize {short} would make {size[0]}x{size[1]} pixels, over the "
+                         f"limit of {io.MAX_PIXELS}")
     interpolation = cv2.INTER_AREA if short < min(h, w) else cv2.INTER_LINEAR
     return cv2.resize(rgb, size, interpolation=interpolation)

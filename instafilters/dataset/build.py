@@ -7,6 +7,7 @@ and summary progress.py, the settings record and per-run files manifest.py.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from .. import io
 from ..errors import ImageError, InstafiltersError, writing
 from ..paths import clean_rel, escape_name, strength_folder
 from . import manifest as mf
-from .backends import dask_client, run_batches
+from .backends import clean_stale_shm, dask_client, run_batches
+from .lock import MARKER_PREFIX, OutLock
 from .plan import Shard, batches, iter_temporaries, walk
 from .progress import Progress, Summary
 from .worker import DONE, FAILED, SKIPPED, TEMP_SUFFIX, Job, Target, resize_short, valid
@@ -85,10 +87,24 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
     if cfg.dry_run:
         return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), sample,
                         summary)
-    record, diff = _record_settings(cfg, hashes)
     rid = mf.run_id(cfg.shard)
-    with writing(cfg.out, "write to --out"):
-        files = mf.RunFiles(cfg.out, rid)
+    lock = OutLock(mf.meta_dir(cfg.out), cfg.shard.tag)
+    with writing(cfg.out, "write to --out"), lock:  # one run at a time in here
+        others = lock.others()
+        lock.hold(rid)
+        try:
+            record, diff = _record_settings(cfg, hashes, others)
+            removed = recover_interrupted(cfg, others, lock.supported)
+        except BaseException:  # refused or failed before any output: no temporaries of
+            lock.release(finished=cfg.shard.tag not in others)  # ours, unless left before
+            raise
+    finished = False
+    try:
+        with writing(cfg.out, "write to --out"):
+            files = mf.RunFiles(cfg.out, rid)
+    except BaseException:
+        lock.release(finished)
+        raise
     summary.manifest_path, summary.log_path = files.manifest_path, files.log_path
 
     def say(line):
@@ -96,30 +112,29 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
             files.log(line)
         report(line)
 
-    if diff:
-        say(f"--overwrite: rebuilding with new settings ({'; '.join(diff)})")
-    targets = targets_for(cfg.filters, cfg.strengths, record)
-    meta = mf.meta_dir(cfg.out)
-    running = meta / f"running-{cfg.shard.tag}"
-    with writing(cfg.out, "write to --out"):
-        removed = recover_interrupted(cfg, meta)
-        running.write_text(rid + "\n")
-    if removed:
-        say(f"removed {removed} temporary file(s) left by an interrupted run")
-    # absolute paths: Dask workers run elsewhere, with another working directory
-    job = Job(os.path.abspath(cfg.src), os.path.abspath(cfg.out), recipes, targets, cfg.quality,
-              cfg.resize, cfg.overwrite, token=mf.recipe_hash_all(hashes),
-              temp_suffix=f".{cfg.shard.tag}{TEMP_SUFFIX}")
-    files.header({"run": rid, "argv": sys.argv, "src": str(Path(cfg.src).resolve()),
-                  "out": str(Path(cfg.out).resolve()), "layout": "<key>/<src>",
-                  "keys": [t.key for t in targets], "filters": hashes,
-                  "options": record_options(cfg), "split": cfg.split,
-                  "limit_per_class": cfg.limit_per_class, "shard": str(cfg.shard),
-                  "sources": summary.sources})
     try:
+        if diff:
+            say(f"--overwrite: rebuilding with new settings ({'; '.join(diff)})")
+        if removed:
+            say(f"removed {removed} temporary file(s) left by an interrupted run")
+        if cfg.backend == "loky" and cfg.jobs > 1 and clean_stale_shm():
+            say("removed shared-memory entries (/dev/shm) left by killed runs")
+        targets = targets_for(cfg.filters, cfg.strengths, record)
+        # absolute paths: Dask workers run elsewhere, with another working directory
+        job = Job(os.path.abspath(cfg.src), os.path.abspath(cfg.out), recipes, targets,
+                  cfg.quality, cfg.resize, cfg.overwrite, token=mf.recipe_hash_all(hashes),
+                  temp_suffix=f".{cfg.shard.tag}{TEMP_SUFFIX}",
+                  marker=os.path.abspath(lock.marker), owner=os.getpid())
+        files.header({"run": rid, "argv": sys.argv, "src": str(Path(cfg.src).resolve()),
+                      "out": str(Path(cfg.out).resolve()), "layout": "<key>/<src>",
+                      "keys": [t.key for t in targets], "filters": hashes,
+                      "options": record_options(cfg), "split": cfg.split,
+                      "limit_per_class": cfg.limit_per_class, "shard": str(cfg.shard),
+                      "sources": summary.sources})
         _run(cfg, job, client, files, summary, say, progress_factory)
-        running.unlink(missing_ok=True)  # ended normally: nothing of this run is in flight
+        finished = True  # nothing of this run is in flight any more
     finally:  # also after a fatal error: must not raise again and hide the first message
+        lock.release(finished)
         if summary.failed:
             summary.failures_path = files.failures_path
         try:
@@ -161,17 +176,26 @@ def _count(cfg: BuildConfig, summary: Summary) -> list:
     return sample
 
 
-def _record_settings(cfg: BuildConfig, hashes: dict) -> tuple[dict, list]:
-    """Compare this run's settings with run.json, record them; (record, differences)."""
+def _record_settings(cfg: BuildConfig, hashes: dict, others: dict) -> tuple[dict, list]:
+    """Compare this run's settings with run.json and record them (under the gate lock);
+    (record, differences). New settings are recorded only when no other run (nor a worker
+    of a killed one) can still be writing, and valid_since is read after that, so nothing
+    written under the old settings can pass for new."""
     with writing(cfg.out, "write to --out"):
         now = mf.filesystem_now(mf.meta_dir(cfg.out))  # also: is --out writable at all?
     record = mf.make_record(record_options(cfg), hashes, now=now)
+    merged, diff = mf.check_record(cfg.out, record, cfg.overwrite)
+    live = sorted(tag for tag, alive in others.items() if alive)
+    if diff and live:
+        raise InstafiltersError(
+            f"{cfg.out}: other runs are building with the recorded settings right now "
+            f"({', '.join('running-' + t for t in live)}); --overwrite with new settings "
+            f"must wait until they end")
     with writing(cfg.out, "write to --out"):
-        merged, diff = mf.check_record(cfg.out, record, cfg.overwrite)
         old = mf.read_record(cfg.out)
         if old is None or merged != old:
             mf.write_record(cfg.out, merged, old_exists=old is not None)
-        return mf.read_record(cfg.out), diff  # a concurrent shard may have created it first
+        return mf.read_record(cfg.out), diff
 
 
 def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progress_factory):
@@ -209,35 +233,45 @@ def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progr
         progress.close()
 
 
-def recover_interrupted(cfg: BuildConfig, meta: Path) -> int:
-    """Remove temporaries left by a killed run; returns how many.
+def recover_interrupted(cfg: BuildConfig, others: dict, locks: bool = True) -> int:
+    """Remove what killed runs left (their temporaries and markers); returns how many
+    temporaries. `others`: shard tag -> alive, from lock.OutLock.others (this run's own tag,
+    when its marker was left by a killed attempt, counts as dead).
 
-    Every run leaves `.instafilters/running-<shard tag>` while it works and removes it when it
-    ends normally, and names its temporaries `*.<shard tag>.tmp`. So the output tree is only
-    scanned when a run was interrupted: an unsharded run then removes every temporary; a
-    shard removes its own (its previous attempt is dead, since it is being rerun) and other
-    ones older than 10 minutes (other shards may be writing right now)."""
-    markers = sorted(meta.glob("running-*"))
-    if not markers:
+    Every run holds `.instafilters/running-<tag>` while it works and names its temporaries
+    `*.<tag>.tmp`, so --out is only scanned after a run died, and a temporary is removed
+    only when no live run can own it. Without locks on the file system, other runs count as
+    alive and only their temporaries older than 10 minutes are taken for orphans."""
+    dead = {tag for tag, alive in others.items() if not alive}
+    if not dead:
         return 0
-    sharded = cfg.shard.count > 1
-    mine_suffix = f".{cfg.shard.tag}{TEMP_SUFFIX}"
+    live = {tag for tag, alive in others.items() if alive}
     cutoff = time.time() - SHARED_TEMP_AGE_S
     removed = 0
     for path in iter_temporaries(Path(cfg.out)):
+        tag = temp_tag(path.name)
         with writing(path, "remove"):
             try:
-                if sharded and not path.name.endswith(mine_suffix) \
-                        and path.stat().st_mtime > cutoff:
+                if (tag in live or (tag is None and live)) and (
+                        locks or path.stat().st_mtime > cutoff):
                     continue
                 path.unlink()
                 removed += 1
             except FileNotFoundError:
                 pass
-    for marker in markers:
-        if not sharded or marker.name == f"running-{cfg.shard.tag}":
-            marker.unlink(missing_ok=True)
+    meta = mf.meta_dir(cfg.out)
+    for tag in dead - {cfg.shard.tag}:  # this run's own marker is held by it now
+        with writing(meta, "remove a marker in"):
+            (meta / f"{MARKER_PREFIX}{tag}").unlink(missing_ok=True)
     return removed
+
+
+def temp_tag(name: str) -> str | None:
+    """The shard tag in a temporary's name (`...<random>.<tag>.tmp`), if any."""
+    if not name.endswith(TEMP_SUFFIX):
+        return None
+    tag = name[: -len(TEMP_SUFFIX)].rpartition(".")[2]
+    return tag if re.fullmatch(r"s\d+of\d+", tag) else None
 
 
 def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:

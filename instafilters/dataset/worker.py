@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -46,6 +49,12 @@ class Job:
     overwrite: bool
     token: str
     temp_suffix: str = TEMP_SUFFIX
+    marker: str = ""  # the run's .instafilters/running-<tag> (see lock.py)
+    owner: int = 0  # pid of the run's main process
+
+
+OWNER_ENV = "INSTAFILTERS_BUILD_OWNER"  # set by the run; inherited by its loky workers only
+WATCH_INTERVAL_S = 0.1
 
 
 _COMPILED: dict = {}
@@ -62,8 +71,39 @@ def _filters_for(job: Job) -> dict:
     return compiled
 
 
+_GUARDED: dict = {}
+
+
+def guard_worker(job: Job) -> None:
+    """In a worker process the run started on this machine: hold its marker's byte 1 while
+    alive (so no other run records new settings or removes our temporaries meanwhile), and
+    exit at once when the run's main process dies (kill -9 leaves workers orphaned: they
+    must not go on writing). Dask workers and the main process itself are left alone."""
+    if (not job.marker or _GUARDED.get("marker") == job.marker or os.getpid() == job.owner
+            or os.environ.get(OWNER_ENV) != str(job.owner)):
+        return
+    from .lock import try_lock
+    try:
+        fd = os.open(job.marker, os.O_RDWR)
+        try_lock(fd, False, 1)
+        _GUARDED["fd"] = fd  # kept open: closing would drop the lock
+    except OSError:
+        pass  # no locks on this file system: the watchdog below still stops us
+    if os.getppid() != job.owner:
+        os._exit(1)  # the run died before this worker started its first batch
+    _GUARDED["marker"] = job.marker
+    threading.Thread(target=_watch_parent, args=(job.owner,), daemon=True).start()
+
+
+def _watch_parent(owner: int) -> None:
+    while os.getppid() == owner:
+        time.sleep(WATCH_INTERVAL_S)
+    os._exit(1)
+
+
 def process_batch(job: Job, rels: list) -> list:
     """Run one batch of sources; returns (rel, status, written, reason) per source."""
+    guard_worker(job)
     filters = _filters_for(job)
     return [process_source(job, filters, rel) for rel in rels]
 
@@ -117,6 +157,7 @@ def _process(job: Job, filters: dict, rel: str, written: list) -> tuple:
                                    fmt, job.quality, decoded.orientation)
         except (OSError, ValueError) as e:  # e.g. a JPEG side over 65,535 pixels
             return rel, FAILED, len(written), f"cannot encode {fmt} for {target.key}: {e}"
+        _crash_hook(job, outs[i], data)
         try:
             io.atomic_write_bytes(outs[i], data, temp_suffix=job.temp_suffix)
         except OSError as e:
@@ -126,6 +167,29 @@ def _process(job: Job, filters: dict, rel: str, written: list) -> tuple:
                     f"cannot write {target.key}/{rel}: {e.strerror or e}")
         written.append(i)
     return rel, DONE, len(written), None
+
+
+_CRASH_AFTER = int(os.environ.get("INSTAFILTERS_TEST_CRASH_AFTER", "0") or 0)
+_written_here = [0]
+
+
+def _crash_hook(job: Job, path: str, data: bytes) -> None:
+    """Test hook (INSTAFILTERS_TEST_CRASH_AFTER=N): after N outputs of this process, die as a
+    kill -9 or power cut mid-write would, deterministically: half of the next output in a
+    temporary named as the real ones, then SIGKILL to the run's main process and this one."""
+    if not _CRASH_AFTER:
+        return
+    _written_here[0] += 1
+    if _written_here[0] <= _CRASH_AFTER:
+        return
+    import tempfile
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, _ = tempfile.mkstemp(prefix=io.TEMP_PREFIX, suffix=job.temp_suffix,
+                             dir=os.path.dirname(path))
+    os.write(fd, data[: len(data) // 2])
+    if job.owner and job.owner != os.getpid():
+        os.kill(job.owner, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _reason(e: Exception, src: str) -> str:

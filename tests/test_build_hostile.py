@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import write_imagenet_tree
-from test_build import RECIPES, manifest_lines, run_build, tree_files
+from test_build import RECIPES, _env, manifest_lines, run_build, tree_files
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +160,114 @@ def test_odd_file_names_are_recorded_faithfully(tmp_path, recipes):
     assert srcs == sorted(b"val/n01440764/" + n for n in names)  # JSON round-trips the bytes
     log = next(meta.glob("build-*.log")).read_bytes().decode("utf-8")
     assert "forged" in log and not any(line.startswith("val\t") for line in log.split("\n"))
+
+
+# ---------------------------------------------------------------- output trees
+def test_never_build_out_of_or_into_an_output_tree(tree, tmp_path, recipes):
+    src, rels = tree
+    out = tmp_path / "o"
+    run_build(src, out, "--filters", "warm", "-j1", recipes=recipes, check=0, timeout=60)
+    before = snapshot(tmp_path)
+    for args, fragment in [((out / "warm", tmp_path / "o2"), "is inside the build output"),
+                           ((out, tmp_path / "o3"), "is inside the build output"),
+                           ((src, out / "warm" / "again"), "--out"),
+                           ((src, out / "sub"), "is inside the build output")]:
+        proc = run_build(*args, "--filters", "warm", "-j1", recipes=recipes, timeout=60)
+        assert proc.returncode == 1 and fragment in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- concurrent runs on one --out
+def _start(src, out, recipes, *args):
+    cmd = [sys.executable, "-m", "instafilters.cli", "build", "--src", str(src), "--out",
+           str(out), "--recipes", str(recipes), "--recipes-only", *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+
+
+def test_concurrent_shards_with_other_settings_cannot_mix(tmp_path, recipes):
+    src = tmp_path / "src"
+    write_imagenet_tree(src, splits=("val",), classes=2, per_class=4, extras=False)
+    out = tmp_path / "o"
+    runs = [_start(src, out, recipes, "--shard", "0/2", "--quality", "90", "-j1"),
+            _start(src, out, recipes, "--shard", "1/2", "--quality", "95", "-j1")]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "built with other settings" in refused and "Traceback" not in refused
+    record = json.loads((out / ".instafilters" / "run.json").read_text())
+    winner = 90 if results[0][0] == 0 else 95
+    assert record["options"]["quality"] == winner
+
+
+def test_concurrent_same_settings_runs_coordinate(tmp_path, recipes):
+    src = tmp_path / "src"
+    rels = write_imagenet_tree(src, splits=("val",), classes=2, per_class=6, extras=False)
+    ref = tmp_path / "ref"
+    run_build(src, ref, "-j1", recipes=recipes, check=0, timeout=120)
+    out = tmp_path / "o"
+    runs = [_start(src, out, recipes, "--shard", "0/2", "-j1"),
+            _start(src, out, recipes, "--shard", "1/2", "-j1"),
+            _start(src, out, recipes, "--shard", "1/2", "-j1")]  # the same shard twice
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in runs]
+    assert results[0][0] == 0, results[0][1]
+    # of the two runs of shard 1/2, one builds; the other is refused or finds it done
+    assert 0 in (results[1][0], results[2][0]), results
+    for code, err in results:
+        assert code == 0 or "is being built by another run" in err, err
+        assert "No such file" not in err and "Traceback" not in err, err
+    assert tree_files(out) == tree_files(ref)
+    assert not [p for p in out.rglob("*") if p.name.startswith(".instafilters-tmp-")]
+    assert not list((out / ".instafilters").glob("running-*"))
+
+
+# ---------------------------------------------------------------- kill -9 and what is left
+def test_manifest_keeps_every_finished_source_after_kill_9(tree, tmp_path, recipes):
+    src, rels = tree
+    out = tmp_path / "o"
+    proc = run_build(src, out, "-j1", "--batch-size", "1", recipes=recipes, timeout=60,
+                     env={"INSTAFILTERS_TEST_CRASH_AFTER": "5"})  # dies writing output 6
+    assert proc.returncode == -signal.SIGKILL
+    lines = manifest_lines(out)
+    assert [x["status"] for x in lines] == ["done", "done"]  # sources 1 and 2 (2 outputs each)
+    assert [x["src"] for x in lines] == rels[:2]
+
+
+def test_stale_shared_memory_is_removed_by_the_next_run(tree, tmp_path, recipes):
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [Path(f"/dev/shm/sem.loky-{dead.pid}-testonly"),
+             Path(f"/dev/shm/joblib_memmapping_folder_{dead.pid}_testonly")]
+    alive = Path(f"/dev/shm/sem.loky-{os.getpid()}-testonly")
+    stale[0].write_bytes(b"")
+    stale[1].mkdir()
+    alive.write_bytes(b"")
+    try:
+        src, _ = tree
+        proc = run_build(src, tmp_path / "o", "-j2", recipes=recipes, check=0, timeout=120)
+        assert "shared-memory" in proc.stderr
+        assert not stale[0].exists() and not stale[1].exists() and alive.exists()
+    finally:
+        for p in stale + [alive]:
+            if p.is_dir():
+                p.rmdir()
+            elif p.exists():
+                p.unlink()
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b'{"filters": {"warm": 3}}',
+                                     b'{"filters": {"warm": {"recipe": "x", "valid_since": NaN}}}',
+                                     b"\xff\xfe not utf-8", b'{"options": 1, "filters": {}}'])
+def test_a_wrong_run_json_is_one_line_naming_it(tree, tmp_path, recipes, content):
+    src, _ = tree
+    meta = tmp_path / "o" / ".instafilters"
+    meta.mkdir(parents=True)
+    (meta / "run.json").write_bytes(content)
+    proc = run_build(src, tmp_path / "o", "-j1", recipes=recipes, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("Error: ") and "run.json: unreadable build record" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

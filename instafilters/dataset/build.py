@@ -147,11 +147,33 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
 
 
 def _check_paths(cfg: BuildConfig):
+    """Never build out of or into an output tree (a folder holding .instafilters): its
+    outputs would be filtered again, and the tree would grow on every run. --out inside
+    --src is fine: the walk skips it."""
     if not cfg.src.is_dir():
         raise InstafiltersError(f"--src {cfg.src}: not a folder")
     src, out = os.path.realpath(cfg.src), os.path.realpath(cfg.out)
     if src == out or src.startswith(out + os.sep):
         raise InstafiltersError(f"--out {cfg.out} must not be --src or contain it")
+    tree = output_tree_of(src)
+    if tree is not None:
+        raise InstafiltersError(f"--src {cfg.src} is inside the build output {tree}: give the "
+                                f"clean tree it was built from")
+    tree = output_tree_of(os.path.dirname(out))
+    if tree is not None:
+        raise InstafiltersError(f"--out {cfg.out} is inside the build output {tree}: give a "
+                                f"folder outside it")
+
+
+def output_tree_of(path: str) -> str | None:
+    """The nearest folder at or above `path` that is a build output, if any."""
+    while True:
+        if os.path.isdir(os.path.join(path, mf.META_DIR)):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
 
 
 def _sources(cfg: BuildConfig, sizes: bool = False):

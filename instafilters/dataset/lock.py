@@ -105,9 +105,13 @@ class OutLock:
     def hold(self, rid: str) -> None:
         """Take this run's marker; refuses if a live run of the same shard holds it."""
         if self._alive(self.marker) and self.supported:
+            try:
+                owner = self.marker.read_text(errors="replace").strip()[:200]
+            except OSError:
+                owner = "?"
             raise OutputError(f"{self.meta.parent}: shard {self.tag} is being built by another "
-                              f"run right now ({self.marker.read_text().strip()}); wait for "
-                              f"it, or give this run another --out or --shard")
+                              f"run right now ({owner}); wait for it, or give this run "
+                              f"another --out or --shard")
         fd = os.open(self.marker, os.O_RDWR | os.O_CREAT, 0o666)
         if self.supported and not try_lock(fd, True, 0, 1):
             os.close(fd)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import tempfile
@@ -27,6 +28,7 @@ from ..paths import escape_name
 from .plan import META_DIR
 
 RUN_FILE = "run.json"
+MAX_RECORD_BYTES = 1 << 20  # a record is a few KB; never read a huge file into memory
 FORMAT = 1
 
 
@@ -92,12 +94,32 @@ def meta_dir(out) -> Path:
 def read_record(out) -> dict | None:
     path = meta_dir(out) / RUN_FILE
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise ValueError(f"over {MAX_RECORD_BYTES} bytes")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        _check_shape(record)
+        return record
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise InstafiltersError(f"{path}: unreadable build record ({e}); move it away to "
                                 f"start a new record, or use a new --out") from None
+
+
+def _check_shape(record) -> None:
+    """What the build reads from run.json, checked once: anything else is ValueError."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(record.get("options", {}), dict):
+        raise ValueError("'options' is not an object")
+    filters = record.get("filters")
+    if not isinstance(filters, dict):
+        raise ValueError("'filters' is not an object")
+    for name, entry in filters.items():
+        since = entry.get("valid_since") if isinstance(entry, dict) else None
+        if (not isinstance(since, (int, float)) or isinstance(since, bool)
+                or not math.isfinite(since) or not isinstance(entry.get("recipe"), str)):
+            raise ValueError(f"filter {name!r}: expected {{recipe: hash, valid_since: seconds}}")
 
 
 def differences(old: dict, new: dict) -> list[str]:

@@ -97,8 +97,8 @@ def test_same_strength_twice_is_one_folder_and_jobs_are_capped(tree, tmp_path, r
     src, rels = tree
     proc = run_build(src, tmp_path / "o", "--strength", "0.5,0.50,1", "--filters", "warm",
                      "--jobs", "100000", recipes=recipes, check=0, timeout=120)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert f"with {min(cores, 100000)} job(s)" in proc.stderr
+    from joblib import cpu_count
+    assert f"with {cpu_count()} job(s)" in proc.stderr
     assert set(tree_files(tmp_path / "o")) == {f"warm/{s}/{r}" for s in ("0.5", "1")
                                                for r in rels}
 
@@ -271,3 +271,26 @@ def test_a_wrong_run_json_is_one_line_naming_it(tree, tmp_path, recipes, content
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("Error: ") and "run.json: unreadable build record" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("rel", ["..", "../x", "a/../../b", "/abs", "a\\..\\b", "a\0b"])
+def test_no_derived_path_leaves_its_root(rel):
+    from instafilters.dataset.build import targets_for
+    from instafilters.paths import PathEscapeError, clean_rel, inside
+    with pytest.raises(PathEscapeError):
+        clean_rel(rel)
+    with pytest.raises(PathEscapeError):
+        inside("/out", rel)
+    with pytest.raises(PathEscapeError):
+        targets_for([rel], (1.0,))  # a filter name is a folder name too
+    assert inside("/out", "./a//b/") == "/out/a/b" and clean_rel(".") == ""
+
+
+def test_escaped_names_are_one_line_and_reversible():
+    import codecs
+    from instafilters.paths import escape_name
+    for raw in [b"plain.JPEG", b"a\tb\nc\rd", b"\xff\xfe", b"back\\x41slash", "é".encode()]:
+        text = escape_name(os.fsdecode(raw))
+        assert text.isprintable()
+        back = codecs.escape_decode(text.encode("utf-8"))[0]
+        assert back == raw, (raw, text)

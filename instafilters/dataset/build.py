@@ -83,6 +83,7 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
     recipes = tuple(cfg.registry.recipes[n] for n in cfg.filters)
     hashes = {r.name: mf.recipe_hash(r) for r in recipes}
     summary = Summary(outputs_per_source=len(cfg.filters) * len(cfg.strengths))
+    targets_for(cfg.filters, cfg.strengths)  # output folder names checked before any work
     sample = _count(cfg, summary)
     if cfg.dry_run:
         return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), sample,

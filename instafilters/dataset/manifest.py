@@ -222,7 +222,9 @@ def run_id(shard) -> str:
 class RunFiles:
     """The manifest, failures and log files of one run, appended line by line and flushed
     after every line, so a kill -9 loses at most the line being written (JSON Lines: readers
-    should skip a last line that does not parse). File names of any bytes are kept exactly:
+    should skip a last line that does not parse). A source's line is written when its batch
+    comes back from the worker: sources of a batch still in flight at the kill have none
+    (their finished outputs are found, by stat, on the next run). File names of any bytes are kept exactly:
     JSON escapes them (undecodable bytes as \\udcXX, Python's surrogateescape); the TSV and
     the log use paths.escape_name (`\\xNN`, `\\\\`), so a tab or newline cannot forge a row."""
 

@@ -85,8 +85,9 @@ def test_bad_option_values_are_usage_errors_before_any_work(tree, tmp_path, reci
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1.5"])
 def test_single_strength_refuses_non_finite(tmp_path, sample_photo, command, value):
     import subprocess
-    args = (["apply", "-f", "toaster", str(sample_photo), str(tmp_path / "o.jpg")]
-            if command == "apply" else ["preview", str(sample_photo), "-o", str(tmp_path / "o.jpg")])
+    out = str(tmp_path / "o.jpg")
+    args = (["apply", "-f", "toaster", str(sample_photo), out] if command == "apply"
+            else ["preview", str(sample_photo), "-o", out])
     proc = subprocess.run([sys.executable, "-m", "instafilters.cli", *args, "--strength", value],
                           capture_output=True, text=True, timeout=60)
     usage_error(proc, "expected a number in [0, 1]")

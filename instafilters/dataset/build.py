@@ -24,7 +24,7 @@ from .plan import Shard, batches, iter_temporaries, walk
 from .progress import Progress, Summary
 from .worker import DONE, FAILED, SKIPPED, TEMP_SUFFIX, Job, Target, resize_short, valid
 
-SHARED_TEMP_AGE_S = 600  # with --shard, other shards may be writing: only older temps are orphans
+SHARED_TEMP_AGE_S = 600  # without file locks: only temporaries this old count as orphans
 MAX_BATCH = 32  # sources per task: ~2 s of work at 20 filters: per-task overhead is noise
 ESTIMATE_SAMPLE = 12  # sources encoded by --dry-run to estimate the output size
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from .. import io
 from ..cli_options import (filters_option, limit_per_class_option, quality_option,
                            recipe_options, registry_from, split_option, strengths_option)
 from ..errors import InstafiltersError

@@ -5,10 +5,11 @@
     manifest-<run>.jsonl          one line per source of that run: outputs and status
     failures-<run>.tsv            source path <TAB> reason, for every source that failed
     build-<run>.log               the progress lines and summary of that run
+    lock, running-<tag>           who is building right now (lock.py)
 
 Each run (each shard of a Slurm array) writes its own files, so concurrent runs on one shared
---out never interleave lines. run.json is created once, atomically, and only read afterwards;
-a run whose settings differ refuses unless --overwrite.
+--out never interleave lines. run.json is created once, atomically (write a temporary, then
+link), under the gate lock; a run whose settings differ refuses unless --overwrite.
 """
 from __future__ import annotations
 
@@ -224,8 +225,8 @@ class RunFiles:
     after every line, so a kill -9 loses at most the line being written (JSON Lines: readers
     should skip a last line that does not parse). A source's line is written when its batch
     comes back from the worker: sources of a batch still in flight at the kill have none
-    (their finished outputs are found, by stat, on the next run). File names of any bytes are kept exactly:
-    JSON escapes them (undecodable bytes as \\udcXX, Python's surrogateescape); the TSV and
+    (their finished outputs are found, by stat, on the next run). File names of any bytes
+    are kept exactly: JSON escapes them (undecodable bytes as \\udcXX, Python's surrogateescape); the TSV and
     the log use paths.escape_name (`\\xNN`, `\\\\`), so a tab or newline cannot forge a row."""
 
     def __init__(self, out, rid: str):

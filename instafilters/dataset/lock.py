@@ -14,12 +14,16 @@ still alive (they exit within a fraction of a second, see worker.watch_parent). 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import time
 from pathlib import Path
 
 from ..errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks; runs behave as on a file system without them
+    fcntl = None
 
 LOCK_FILE = "lock"
 MARKER_PREFIX = "running-"
@@ -30,6 +34,8 @@ _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
 def try_lock(fd: int, exclusive: bool, start: int, length: int = 1) -> bool:
     """Lock a byte range without waiting; False if another process holds it."""
+    if fcntl is None:
+        raise OSError(errno.ENOSYS, "no file locks on this platform")
     try:
         fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB,
                     length, start)

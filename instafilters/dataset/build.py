@@ -89,16 +89,7 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
         return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), sample,
                         summary)
     rid = mf.run_id(cfg.shard)
-    lock = OutLock(mf.meta_dir(cfg.out), cfg.shard.tag)
-    with writing(cfg.out, "write to --out"), lock:  # one run at a time in here
-        others = lock.others()
-        lock.hold(rid)
-        try:
-            record, diff = _record_settings(cfg, hashes, others)
-            removed = recover_interrupted(cfg, others, lock.supported)
-        except BaseException:  # refused or failed before any output: no temporaries of
-            lock.release(finished=cfg.shard.tag not in others)  # ours, unless left before
-            raise
+    lock, record, diff, removed = _start(cfg, hashes, rid)
     finished = False
     try:
         with writing(cfg.out, "write to --out"):
@@ -145,6 +136,22 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
             pass
         files.close()
     return summary
+
+
+def _start(cfg: BuildConfig, hashes: dict, rid: str):
+    """Under the gate lock (one run at a time): take this run's marker, check and record
+    the settings, clean up after dead runs. (lock, record, differences, temporaries removed)."""
+    lock = OutLock(mf.meta_dir(cfg.out), cfg.shard.tag)
+    with writing(cfg.out, "write to --out"), lock:
+        others = lock.others()
+        lock.hold(rid)
+        try:
+            record, diff = _record_settings(cfg, hashes, others)
+            removed = recover_interrupted(cfg, others, lock.supported)
+        except BaseException:  # refused or failed before any output: no temporaries of
+            lock.release(finished=cfg.shard.tag not in others)  # ours, unless left before
+            raise
+    return lock, record, diff, removed
 
 
 def _check_paths(cfg: BuildConfig):

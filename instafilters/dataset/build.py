@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from .. import io
-from ..errors import ImageError, InstafiltersError, writing
-from ..paths import clean_rel, escape_name, strength_folder
+from ..errors import InstafiltersError, writing
+from ..paths import clean_rel, escape_name, inside, strength_folder
 from . import manifest as mf
 from .backends import clean_stale_shm, dask_client, run_batches
 from .lock import MARKER_PREFIX, OutLock
@@ -117,12 +117,14 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
                   cfg.quality, cfg.resize, cfg.overwrite, token=mf.recipe_hash_all(hashes),
                   temp_suffix=f".{cfg.shard.tag}{TEMP_SUFFIX}",
                   marker=os.path.abspath(lock.marker), owner=os.getpid())
-        files.header({"run": rid, "argv": sys.argv, "src": str(Path(cfg.src).resolve()),
-                      "out": str(Path(cfg.out).resolve()), "layout": "<key>/<src>",
-                      "keys": [t.key for t in targets], "filters": hashes,
-                      "options": record_options(cfg), "split": cfg.split,
-                      "limit_per_class": cfg.limit_per_class, "shard": str(cfg.shard),
-                      "sources": summary.sources})
+        with writing(files.manifest_path):
+            files.header({"run": rid, "argv": sys.argv,
+                          "src": str(Path(cfg.src).resolve()),
+                          "out": str(Path(cfg.out).resolve()), "layout": "<key>/<src>",
+                          "keys": [t.key for t in targets], "filters": hashes,
+                          "options": record_options(cfg), "split": cfg.split,
+                          "limit_per_class": cfg.limit_per_class, "shard": str(cfg.shard),
+                          "sources": summary.sources})
         _run(cfg, job, client, files, summary, say, progress_factory)
         finished = True  # nothing of this run is in flight any more
     finally:  # also after a fatal error: must not raise again and hide the first message
@@ -311,12 +313,12 @@ def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
     if old is not None:
         mf.check_record(cfg.out, record, cfg.overwrite)  # refuse now rather than later
         since = {n: e["valid_since"] for n, e in old.get("filters", {}).items()}
-        targets = [t for t in targets_for(cfg.filters, cfg.strengths)]
+        targets = targets_for(cfg.filters, cfg.strengths)
         existing = 0
         for entry in _sources(cfg):
             if entry.is_image:
                 existing += sum(
-                    valid(os.path.join(cfg.out, t.key, entry.rel), since.get(t.filter, 1e30))
+                    valid(inside(cfg.out, f"{t.key}/{entry.rel}"), since.get(t.filter, 1e30))
                     for t in targets)
         summary.existing_outputs = 0 if cfg.overwrite else existing
     else:
@@ -324,7 +326,7 @@ def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
     ratios_src = ratios_out = 0
     f = CompiledFilter(recipes[0])
     for rel in sample:
-        path = os.path.join(cfg.src, rel)
+        path = inside(cfg.src, rel)
         try:
             decoded = io.decode(path)
             rgb = decoded.rgb if cfg.resize is None else resize_short(decoded.rgb, cfg.resize)
@@ -332,7 +334,7 @@ def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
                                    decoded.orientation)
             ratios_src += os.path.getsize(path)
             ratios_out += len(data)
-        except (ImageError, OSError, ValueError):
+        except Exception:  # noqa: BLE001 - an estimate; the run reports what fails
             continue
     ratio = ratios_out / ratios_src if ratios_src else 1.0
     todo = summary.sources * summary.outputs_per_source - summary.existing_outputs

@@ -131,7 +131,10 @@ class OutLock:
         the next run knows to look for its temporaries."""
         if self._marker is None:
             return
-        if finished:
-            self.marker.unlink(missing_ok=True)
+        try:
+            if finished:
+                self.marker.unlink(missing_ok=True)
+        except OSError:
+            pass  # a leftover marker only makes the next run look for temporaries
         os.close(self._marker)
         self._marker = None

@@ -8,15 +8,9 @@ import numpy as np
 
 from . import io
 from .files import display
-from .cli_options import filters_option, recipe_options, registry_from
+from .cli_options import (filters_option, quality_option, recipe_options, registry_from,
+                          strength_option)
 from .preview import filter_sheet
-
-strength_option = click.option(
-    "--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-    help="Mix of filtered and original, like Instagram's slider (0 = original).")
-quality_option = click.option(
-    "--quality", type=click.IntRange(1, 100), default=io.DEFAULT_JPEG_QUALITY, show_default=True,
-    help="JPEG/WebP quality of the output.")
 
 
 @click.command("list")
@@ -45,8 +39,8 @@ def list_command(filters, recipes, recipes_only):
 
 @click.command("apply")
 @click.option("-f", "--filter", "filter_name", required=True, help="Filter name or alias.")
-@strength_option
-@quality_option
+@strength_option()
+@quality_option()
 @recipe_options
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
@@ -72,7 +66,7 @@ def apply_command(filter_name, strength, quality, recipes, recipes_only, input_p
               type=click.Path(dir_okay=False), help="Contact sheet to write.")
 @click.option("--width", type=click.IntRange(32, 2000), default=240, show_default=True,
               help="Width of each thumbnail in pixels.")
-@strength_option
+@strength_option()
 @filters_option
 @recipe_options
 def preview_command(image_path, output, width, strength, filters, recipes, recipes_only):

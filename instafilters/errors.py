@@ -1,6 +1,8 @@
 """Exceptions of instafilters. No click here: cli.py turns these into exit codes."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class InstafiltersError(Exception):
     """Base class: every error a user can cause; its message is one line for the CLI."""
@@ -30,3 +32,16 @@ class UnknownFilterError(InstafiltersError, KeyError):
 
 class ImageError(InstafiltersError):
     """An image that cannot be read or written; the message names the file."""
+
+
+class OutputError(InstafiltersError):
+    """--out cannot be written (disk full, read-only, permissions): the run must stop."""
+
+
+@contextmanager
+def writing(path, what: str = "write"):
+    """Turn an OSError while writing `path` into the one-line OutputError that stops a run."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot {what} {path}: {e.strerror or e}") from None

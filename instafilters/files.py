@@ -16,6 +16,8 @@ import stat
 
 import yaml
 
+from .paths import escape_name
+
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
@@ -44,23 +46,13 @@ def open_regular(path, max_bytes: int | None = None):
 
 
 def display(path) -> str:
-    """A path for a one-line message: as it is when it is printable UTF-8; otherwise quoted,
-    with undecodable bytes as \\xNN, control characters escaped (a newline in a name must
-    not make a second line) and backslashes doubled, so the bytes can be read back."""
+    """A path for a one-line message: as it is when it is printable UTF-8; otherwise quoted
+    and escaped as the failures file writes names (paths.escape_name: undecodable bytes and
+    control characters as \\xNN, a newline in a name must not make a second line)."""
     text = os.fsdecode(path)
     if text.isprintable():
         return text
-    out = []
-    for c in text:
-        if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8 (surrogateescape)
-            out.append(f"\\x{ord(c) - 0xdc00:02x}")
-        elif c == "\\" or c == "'":
-            out.append("\\" + c)
-        elif not c.isprintable():
-            out.append(c.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(c)
-    return "'" + "".join(out) + "'"
+    return "'" + escape_name(text) + "'"
 
 
 def why(e: OSError) -> str:

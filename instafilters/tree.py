@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 from .errors import InstafiltersError
 from .io import is_image_path
+from .paths import clean_rel
 
 META_DIR = ".instafilters"  # marks an output tree (manifest, failures, logs); never a filter
                             # name, since names are slugs
@@ -34,14 +35,9 @@ def split_roots(src: Path, split: str | None) -> list[str]:
     if not split:
         return [""]
     roots = []
-    for name in (s.strip().rstrip("/") for s in split.split(",")):
+    for name in (clean_rel(s.strip(), "--split") for s in split.split(",") if s.strip()):
         if not name:
-            continue
-        parts = name.split("/")
-        if name.startswith("/") or ".." in parts or "." in parts or "" in parts:
-            raise InstafiltersError(f"--split {name}: expected a folder name inside --src "
-                                    f"such as 'val' or 'train' (no '/' at the start, '.' "
-                                    f"or '..')")
+            return [""]  # '.': all of it
         if not (src / name).is_dir():
             present = sorted(p.name for p in src.iterdir() if p.is_dir()) if src.is_dir() else []
             raise InstafiltersError(f"--split {name}: no folder {src / name} (found: "

@@ -5,6 +5,7 @@ bundled recipes, which are recalibrated from time to time; one test runs the bun
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -121,7 +122,7 @@ def test_layout_is_imagefolder_compatible_with_bundled_filters(imagenet_tree, tm
     classes = sorted(os.listdir(out / "toaster" / "val"))
     assert classes == sorted({r.split("/")[1] for r in rels if r.startswith("val/")})
     meta = sorted(p.name.split("-")[0] for p in (out / ".instafilters").iterdir())
-    assert meta == ["build", "manifest", "run.json"]
+    assert meta == ["build", "lock", "manifest", "run.json"]
     assert "done 12, skipped 0, failed 0 of 12 sources (24 files written, 2 non-image" \
         in proc.stdout
     assert not (out / "LICENSE").exists() and not (out / "toaster" / "LICENSE").exists()
@@ -157,8 +158,11 @@ def test_rerun_skips_finished_and_makes_missing(reference, tmp_path, recipes):
 
 
 def test_kill_9_mid_run_then_rerun_gives_identical_bytes(tmp_path, recipes):
+    """A worker SIGKILLs the run's main process and itself after 5 outputs, in the middle of
+    writing the 6th (INSTAFILTERS_TEST_CRASH_AFTER): the other worker is orphaned and must
+    stop at once, and the next run must clean up and finish with identical bytes."""
     src = tmp_path / "src"
-    rels = write_imagenet_tree(src, classes=4, per_class=6, size=(320, 240))
+    write_imagenet_tree(src, classes=4, per_class=6, size=(640, 480))
     ref_out = tmp_path / "ref"
     run_build(src, ref_out, "--jobs", "1", recipes=recipes, check=0)
     ref = tree_files(ref_out)
@@ -166,30 +170,44 @@ def test_kill_9_mid_run_then_rerun_gives_identical_bytes(tmp_path, recipes):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "instafilters.cli", "build", "--src", str(src), "--out",
            str(out), "--recipes", str(recipes), "--recipes-only", "--jobs", "2",
-           "--batch-size", "1"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((out / "warm").rglob("*.JPEG"))) >= 3 if (out / "warm").exists() else False:
-            break
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its loky workers, mid-write
-    proc.wait()
-    # what a kill during a write leaves behind (the kill above may or may not have caught one)
-    leftover = out / "warm" / "val" / rels[-1].split("/")[1] / f"{TEMP_PREFIX}abc123.tmp"
-    leftover.parent.mkdir(parents=True, exist_ok=True)
-    leftover.write_bytes(b"\xff\xd8 half a JPEG")
+           "--batch-size", "24"]  # each worker gets half the tree: much left to do at the kill
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**_env(), "INSTAFILTERS_TEST_CRASH_AFTER": "5"},
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert proc.wait(timeout=60) == -signal.SIGKILL  # the main process, killed mid-run
+        # the orphaned worker holds byte 1 of the run's marker until it exits
+        fd = os.open(out / ".instafilters" / "running-s0of1", os.O_RDWR)
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "a worker outlived its run by 1 s"
+                time.sleep(0.01)
+        os.close(fd)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     partial = tree_files(out)
-    print("partial outputs at kill:", len(partial), "of", len(ref))
-    for path, data in partial.items():  # everything under its final name is complete
-        if not Path(path).name.startswith(TEMP_PREFIX):
-            assert data == ref[path], path
+    time.sleep(0.5)
+    assert tree_files(out) == partial  # nothing is written after the kill
+    temps = [p for p in partial if Path(p).name.startswith(TEMP_PREFIX)]
+    finished = [p for p in partial if p not in temps]
+    assert len(temps) >= 1 and 5 <= len(finished) < len(ref), (len(temps), len(finished))
+    for path in finished:  # everything under its final name is complete
+        assert partial[path] == ref[path], path
+    markers = list((out / ".instafilters").glob("running-*"))
+    assert [m.name for m in markers] == ["running-s0of1"]
 
     proc = run_build(src, out, "--jobs", "2", recipes=recipes, check=0)
-    assert "removed" in proc.stderr and "temporary" in proc.stderr
+    assert f"removed {len(temps)} temporary file(s)" in proc.stderr
     assert tree_files(out) == ref
     assert not [p for p in out.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+    assert not list((out / ".instafilters").glob("running-*"))
 
 
 def test_different_settings_refused_unless_overwrite(reference, tmp_path, recipes):
@@ -368,7 +386,7 @@ def test_shards_partition_the_tree_exactly_once(reference, tmp_path, recipes):
     lines = manifest_lines(out)
     seen = [x["src"] for x in lines]
     assert sorted(seen) == rels  # every source once, in exactly one shard
-    assert len({x.name for x in (out / ".instafilters").glob("manifest-*shard*")}) == 3
+    assert len({x.name for x in (out / ".instafilters").glob("manifest-*-s?of3-*")}) == 3
     assert tree_files(out) == ref
     # the split itself, on many names: disjoint, complete, roughly even
     names = [f"train/n{c:08d}/n{c:08d}_{i}.JPEG" for c in range(50) for i in range(40)]
@@ -376,7 +394,15 @@ def test_shards_partition_the_tree_exactly_once(reference, tmp_path, recipes):
         parts = [[x for x in names if x in Shard(i, n)] for i in range(n)]
         assert sorted(sum(parts, [])) == sorted(names)
         assert min(map(len, parts)) > 0.8 * len(names) / n
-    assert all(shard_of(x, 7) == shard_of(x, 7) for x in names)
+
+
+@pytest.mark.parametrize("rel,shards", [  # pinned: a changed hash would re-split every array
+    ("val/n01440764/ILSVRC2012_val_00000293.JPEG", [1, 2, 6, 3, 595]),
+    ("train/n01440764/n01440764_10026.JPEG", [0, 0, 1, 6, 374]),
+    ("val/n15075141/ILSVRC2012_val_00049999.JPEG", [0, 0, 3, 8, 696]),
+])
+def test_shard_of_is_pinned(rel, shards):
+    assert [shard_of(rel, n) for n in (2, 3, 7, 16, 1024)] == shards
 
 
 def test_bad_shard_is_a_usage_error(reference, tmp_path, recipes):
@@ -472,22 +498,47 @@ def test_out_inside_src_is_not_walked(tmp_path, recipes):
     assert "must not be --src" in proc.stderr
 
 
+def _hold_marker(path: Path):
+    """A live process holding a run marker's lock, as a running shard does."""
+    code = ("import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
 def test_a_shard_removes_only_temporaries_that_cannot_be_in_flight(reference, tmp_path, recipes):
     src, rels, _ = reference
     out = tmp_path / "out"
     run_build(src, out, "--shard", "1/3", "--jobs", "1", recipes=recipes, check=0)
     meta, folder = out / ".instafilters", out / "warm" / "val"
     assert not list(meta.glob("running-*"))  # a run that ended normally leaves no marker
-    # as if shard 1 had been killed while shard 2 is still writing
+    # as if shards 0 and 1 had been killed while shard 2 is still writing
+    (meta / "running-s0of3").write_text("killed\n")
     (meta / "running-s1of3").write_text("killed\n")
-    (meta / "running-s2of3").write_text("alive\n")
-    mine = folder / f"{TEMP_PREFIX}a1.s1of3.tmp"
-    live = folder / f"{TEMP_PREFIX}b2.s2of3.tmp"
-    stale = folder / f"{TEMP_PREFIX}c3.s2of3.tmp"
-    for p in (mine, live, stale):
-        p.write_bytes(b"partial")
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    proc = run_build(src, out, "--shard", "1/3", "--jobs", "1", recipes=recipes, check=0)
-    assert "removed 2 temporary file(s)" in proc.stderr
-    assert live.exists() and not mine.exists() and not stale.exists()
-    assert sorted(p.name for p in meta.glob("running-*")) == ["running-s2of3"]
+    alive = _hold_marker(meta / "running-s2of3")
+    try:
+        mine = folder / f"{TEMP_PREFIX}a1.s1of3.tmp"
+        live = folder / f"{TEMP_PREFIX}b2.s2of3.tmp"
+        dead = folder / f"{TEMP_PREFIX}c3.s0of3.tmp"
+        for p in (mine, live, dead):
+            p.write_bytes(b"partial")
+        os.utime(live, (time.time() - 3600, time.time() - 3600))  # old, but its run lives
+        proc = run_build(src, out, "--shard", "1/3", "--jobs", "1", recipes=recipes, check=0)
+        assert "removed 2 temporary file(s)" in proc.stderr
+        assert live.exists() and not mine.exists() and not dead.exists()
+        assert sorted(p.name for p in meta.glob("running-*")) == ["running-s2of3"]
+        # the live shard is also why new settings are refused until it ends
+        proc = run_build(src, out, "--shard", "0/3", "--quality", "80", "--overwrite",
+                         recipes=recipes, check=1)
+        assert "running-s2of3" in proc.stderr and "must wait" in proc.stderr
+        # and a second run of the same shard is refused
+        proc = run_build(src, out, "--shard", "2/3", recipes=recipes, check=1)
+        assert "shard s2of3 is being built by another run" in proc.stderr
+    finally:
+        alive.kill()
+        alive.wait()

@@ -217,7 +217,7 @@ def test_apply_with_names_of_any_bytes(tmp_path):
     assert r"'" + str(tmp_path) + r"/bad\xff\n\tname.jpg'" in err  # quoted, bytes readable
 
 
-@pytest.mark.parametrize("split", ["../../proj/src", "..", "val/../..", "/etc", "./val"])
+@pytest.mark.parametrize("split", ["../../proj/src", "..", "val/../..", "/etc", "val/../../x"])
 def test_split_outside_src_is_refused_before_any_work(tmp_path, split):
     proj = tmp_path / "proj"
     rels = write_imagenet_tree(proj / "src", splits=("val",), classes=1, per_class=2)

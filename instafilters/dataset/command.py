@@ -6,33 +6,18 @@ from pathlib import Path
 
 import click
 
-from .. import io
-from ..cli_options import filters_option, recipe_options, registry_from
+from ..cli_options import (filters_option, limit_per_class_option, quality_option,
+                           recipe_options, registry_from, split_option, strengths_option)
 from ..errors import InstafiltersError
 
-
-def _strengths(ctx, param, values):
-    out = []
-    for value in values or ("1",):
-        for part in str(value).split(","):
-            if not part.strip():
-                continue
-            try:
-                s = float(part)
-            except ValueError:
-                raise click.BadParameter(f"expected numbers in [0, 1], got {part!r}") from None
-            if not 0.0 <= s <= 1.0:
-                raise click.BadParameter(f"expected numbers in [0, 1], got {part!r}")
-            if s not in out:
-                out.append(s)
-    return tuple(out)
+MAX_RESIZE = 16384  # a shorter side beyond this is no dataset; outputs are bounded per image too
 
 
 def _jobs(ctx, param, value):
-    if value is None or value <= 0:
-        from joblib import cpu_count
-        return max(1, cpu_count())  # respects CPU affinity and cgroup limits (Slurm, Docker)
-    return value
+    """All cores by default; never more processes than cores (more only add memory)."""
+    from joblib import cpu_count
+    cores = max(1, cpu_count())  # respects CPU affinity and cgroup limits (Slurm, Docker)
+    return cores if value is None or value <= 0 else min(value, cores)
 
 
 @click.command("build")
@@ -43,20 +28,14 @@ def _jobs(ctx, param, value):
 @filters_option
 @recipe_options
 @click.option("-j", "--jobs", type=int, default=None, callback=_jobs,
-              help="Worker processes.  [default: all cores]")
-@click.option("--quality", type=click.IntRange(1, 100), default=io.DEFAULT_JPEG_QUALITY,
-              show_default=True,
-              help="JPEG quality. 90 matches the ImageNet originals (~q90): lower adds its own "
-                   "compression artefacts on top of the filter.")
-@click.option("--strength", "strengths", multiple=True, callback=_strengths, metavar="S[,S...]",
-              help="Filter strength(s) in [0, 1]; several (0.25,0.5,1) write "
-                   "<out>/<filter>/<strength>/... like ImageNet-C severities.  [default: 1]")
-@click.option("--resize", type=click.IntRange(8, 100_000), default=None, metavar="SHORT",
+              help="Worker processes, at most the cores available.  [default: all cores]")
+@quality_option(help="JPEG quality. 90 matches the ImageNet originals (~q90): lower adds its "
+                    "own compression artefacts on top of the filter.")
+@strengths_option
+@click.option("--resize", type=click.IntRange(8, MAX_RESIZE), default=None, metavar="SHORT",
               help="Resize the shorter side to SHORT pixels before filtering (small copies).")
-@click.option("--split", default=None, metavar="NAME[,NAME]",
-              help="Only these top folders of --src, e.g. val.")
-@click.option("--limit-per-class", type=click.IntRange(1), default=None, metavar="K",
-              help="Only the first K images (by name) of each folder: quick subsets.")
+@split_option(help="Only these top folders of --src, e.g. val.")
+@limit_per_class_option
 @click.option("--shard", default=None, metavar="I/N",
               help="Process the I-th of N disjoint parts (I from 0), e.g. "
                    "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")
@@ -93,7 +72,8 @@ def build_command(src, out, filters, recipes, recipes_only, jobs, quality, stren
       sbatch --array=0-15 --wrap 'instafilters build --src imagenet/ --out imagenet-ig/ \\
           --shard $SLURM_ARRAY_TASK_ID/16'
     """
-    from .build import BuildConfig, build, human_bytes
+    from .build import BuildConfig, build
+    from .progress import human_bytes
     from .plan import Shard
 
     if scheduler and backend != "dask":

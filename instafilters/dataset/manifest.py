@@ -5,15 +5,17 @@
     manifest-<run>.jsonl          one line per source of that run: outputs and status
     failures-<run>.tsv            source path <TAB> reason, for every source that failed
     build-<run>.log               the progress lines and summary of that run
+    lock, running-<tag>           who is building right now (lock.py)
 
 Each run (each shard of a Slurm array) writes its own files, so concurrent runs on one shared
---out never interleave lines. run.json is created once, atomically, and only read afterwards;
-a run whose settings differ refuses unless --overwrite.
+--out never interleave lines. run.json is created once, atomically (write a temporary, then
+link), under the gate lock; a run whose settings differ refuses unless --overwrite.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import tempfile
@@ -23,9 +25,11 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InstafiltersError
 from ..io import TEMP_PREFIX
+from ..paths import escape_name
 from ..tree import META_DIR
 
 RUN_FILE = "run.json"
+MAX_RECORD_BYTES = 1 << 20  # a record is a few KB; never read a huge file into memory
 FORMAT = 1
 
 
@@ -91,12 +95,32 @@ def meta_dir(out) -> Path:
 def read_record(out) -> dict | None:
     path = meta_dir(out) / RUN_FILE
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise ValueError(f"over {MAX_RECORD_BYTES} bytes")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        _check_shape(record)
+        return record
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise InstafiltersError(f"{path}: unreadable build record ({e}); move it away to "
                                 f"start a new record, or use a new --out") from None
+
+
+def _check_shape(record) -> None:
+    """What the build reads from run.json, checked once: anything else is ValueError."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(record.get("options", {}), dict):
+        raise ValueError("'options' is not an object")
+    filters = record.get("filters")
+    if not isinstance(filters, dict):
+        raise ValueError("'filters' is not an object")
+    for name, entry in filters.items():
+        since = entry.get("valid_since") if isinstance(entry, dict) else None
+        if (not isinstance(since, (int, float)) or isinstance(since, bool)
+                or not math.isfinite(since) or not isinstance(entry.get("recipe"), str)):
+            raise ValueError(f"filter {name!r}: expected {{recipe: hash, valid_since: seconds}}")
 
 
 def differences(old: dict, new: dict) -> list[str]:
@@ -191,15 +215,19 @@ def write_record(out, record: dict, old_exists: bool) -> None:
 
 def run_id(shard) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    part = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
+    part = f"-{shard.tag}" if shard.count > 1 else ""
     host = socket.gethostname().split(".")[0] or "host"
     return f"{stamp}{part}-{host}-{os.getpid()}"
 
 
 class RunFiles:
-    """The manifest, failures and log files of one run, appended line by line (JSON Lines:
-    after a kill -9 at most the last line is cut; readers should skip a line that does not
-    parse)."""
+    """The manifest, failures and log files of one run, appended line by line and flushed
+    after every line, so a kill -9 loses at most the line being written (JSON Lines: readers
+    should skip a last line that does not parse). A source's line is written when its batch
+    comes back from the worker: sources of a batch still in flight at the kill have none
+    (their finished outputs are found, by stat, on the next run). File names of any bytes
+    are kept exactly: JSON escapes them (undecodable bytes as \\udcXX, Python's surrogateescape); the TSV and
+    the log use paths.escape_name (`\\xNN`, `\\\\`), so a tab or newline cannot forge a row."""
 
     def __init__(self, out, rid: str):
         base = meta_dir(out)
@@ -207,16 +235,14 @@ class RunFiles:
         self.manifest_path = base / f"manifest-{rid}.jsonl"
         self.failures_path = base / f"failures-{rid}.tsv"
         self.log_path = base / f"build-{rid}.log"
-        self._manifest = open(self.manifest_path, "a", encoding="utf-8")
-        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._manifest = open(self.manifest_path, "a", encoding="ascii")
+        self._log = open(self.log_path, "a", encoding="utf-8", errors="backslashreplace")
         self._failures = None
-        self._last_flush = time.monotonic()
 
     def header(self, info: dict):
         """First line of the manifest: run id, options, and the layout that names every
         output of a source (`<out>/<key>/<src>` for each key)."""
-        self._manifest.write(json.dumps(info, ensure_ascii=True, default=str) + "\n")
-        self._manifest.flush()
+        self._write(self._manifest, json.dumps(info, ensure_ascii=True, default=str))
 
     def source(self, rel, status, outputs: int, written: int, reason=None):
         """`outputs`: how many of the header's keys exist for this source after the run
@@ -224,21 +250,22 @@ class RunFiles:
         line = {"src": rel, "status": status, "outputs": outputs, "written": written}
         if reason:
             line["reason"] = reason
-        self._manifest.write(json.dumps(line, ensure_ascii=True) + "\n")
         if status == "failed":
             if self._failures is None:
                 self._failures = open(self.failures_path, "a", encoding="utf-8")
-                self._failures.write("source\treason\n")
-            self._failures.write(f"{rel}\t{(reason or '').replace(chr(9), ' ')}\n")
-        if time.monotonic() - self._last_flush > 5:
-            self.flush()
+                self._write(self._failures, "source\treason")
+            self._write(self._failures, f"{escape_name(rel)}\t{escape_name(reason or '')}")
+        self._write(self._manifest, json.dumps(line, ensure_ascii=True))
 
     def log(self, line: str):
-        self._log.write(line + "\n")
-        self._log.flush()
+        self._write(self._log, line)
+
+    @staticmethod
+    def _write(f, line: str):
+        f.write(line + "\n")
+        f.flush()
 
     def flush(self):
-        self._last_flush = time.monotonic()
         for f in (self._manifest, self._failures, self._log):
             if f is not None:
                 f.flush()

@@ -36,8 +36,13 @@ class Shard:
     def __contains__(self, rel: str) -> bool:
         return self.count == 1 or shard_of(rel, self.count) == self.index
 
-    def __str__(self):
+    def __str__(self):  # the --shard syntax
         return f"{self.index}/{self.count}"
+
+    @property
+    def tag(self) -> str:
+        """The shard's name on disk: running-<tag>, *.<tag>.tmp, <run> = <stamp>-<tag>-..."""
+        return f"s{self.index}of{self.count}"
 
 
 def shard_of(rel: str, count: int) -> int:

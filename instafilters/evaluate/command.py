@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import filters_option, recipe_options
+from ..cli_options import (filters_option, limit_per_class_option, recipe_options,
+                           split_option, strength_option)
 from ..errors import InstafiltersError
 from ..io import DEFAULT_JPEG_QUALITY
 
@@ -46,14 +47,13 @@ def _results_file(ctx, param, value):
                    f"{DEFAULT_JPEG_QUALITY}); 'none' scores the raw filtered pixels.")
 @filters_option
 @recipe_options
-@click.option("--split", default="auto", show_default=True,
+@split_option(default="auto",
               help="Subfolder to score in both trees ('auto': val/ if --clean has one, "
                    "else everything; '.': everything).")
-@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Score <data>/<filter>/<S>/ of a build made with several --strength values; "
-                   "without --data, filter at this strength [default: 1].")
-@click.option("--limit-per-class", type=click.IntRange(1), default=None,
-              help="Score at most N images per class folder (the first by name).")
+@strength_option(default=None,
+                 help="Score <data>/<filter>/<S>/ of a build made with several --strength "
+                      "values; without --data, filter at this strength [default: 1].")
+@limit_per_class_option
 @click.option("--labels", "labels_csv", type=click.Path(dir_okay=False, exists=True),
               default=None,
               help="CSV with columns path (relative to --clean) and accepted_classes "

@@ -266,7 +266,7 @@ def _bad_tree(root: Path) -> dict:
     os.symlink(d / "gone.JPEG", d / "dangling.JPEG")
     (d / "notes.txt").write_text("not an image, left alone")
     cases = {"good": None, "cmyk": None, "gray": None, "png_inside": None, "rotated": None,
-             "truncated": "truncated", "empty": "empty file", "html": "cannot identify",
+             "truncated": "truncated", "empty": "empty file", "html": "not an image format",
              "bomb": "decompression bomb", "dangling": "no such file"}
     if os.geteuid() != 0:  # root reads anything
         (d / "locked.JPEG").write_bytes(full)

@@ -214,16 +214,6 @@ def test_apply_with_names_of_any_bytes(tmp_path):
     bad.write_bytes(b"not an image")
     err = one_line_error(cli("apply", "-f", "toaster", bad, tmp_path / "o.png"),
                          "cannot decode image (not an image format Pillow can read)")
-    assert r"'" + str(tmp_path) + r"/bad\xff\n\tname.jpg'" in err  # quoted, bytes readable
+    assert r"'" + str(tmp_path) + r"/bad\xff\x0a\x09name.jpg'" in err  # quoted, bytes readable
 
 
-@pytest.mark.parametrize("split", ["../../proj/src", "..", "val/../..", "/etc", "val/../../x"])
-def test_split_outside_src_is_refused_before_any_work(tmp_path, split):
-    proj = tmp_path / "proj"
-    rels = write_imagenet_tree(proj / "src", splits=("val",), classes=1, per_class=2)
-    before = {r: (proj / "src" / r).read_bytes() for r in rels}
-    out = tmp_path / "o"
-    one_line_error(cli("build", "--src", proj / "src", "--out", out, "--split", split,
-                       "--filters", "toaster", "--overwrite", "-j1"), "--split", "inside --src")
-    assert {r: (proj / "src" / r).read_bytes() for r in rels} == before
-    assert not (out / "toaster").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from . import codec
 from .errors import ImageError
 from .files import display, open_regular, why
 
@@ -97,6 +98,12 @@ def decode(path) -> Decoded:
         empty = os.fstat(f.fileno()).st_size == 0
     except OSError as e:  # missing, no permission, a symlink loop, a FIFO: never read
         raise ImageError(f"{name}: {why(e)}") from None
+    with _quiet():  # EXIF warnings, as below
+        fast = codec.decode_jpeg(f, MAX_PIXELS)  # None: not a plain JPEG; Pillow decides
+    if fast is not None:
+        f.close()
+        return Decoded(fast[0], valid_orientation(fast[1]), "JPEG")
+    f.seek(0)
     try:
         with f, _quiet(), Image.open(f) as im:
             if im.width * im.height > MAX_PIXELS:
@@ -141,6 +148,11 @@ def _orientation(image: Image.Image) -> int | None:
         value = image.getexif().get(ORIENTATION_TAG)
     except Exception:  # noqa: BLE001 - damaged metadata is ignored, see above
         return None
+    return valid_orientation(value)
+
+
+def valid_orientation(value) -> int | None:
+    """An EXIF orientation tag's value if it is an int 2..8, else None (see _orientation)."""
     return value if type(value) is int and 2 <= value <= 8 else None
 
 
@@ -172,11 +184,15 @@ def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orient
     """Encode to bytes in memory: fixed settings so the same pixels give the same bytes."""
     import io as _io
     check_encodable(rgb.shape, fmt)
+    if fmt == "JPEG":
+        data = codec.encode_jpeg(rgb, quality, orientation)  # the same bytes, faster
+        if data is not None:
+            return data
     image = Image.fromarray(rgb, "RGB")
     kwargs = {}
     if fmt == "JPEG":
-        # 4:2:0 like the ImageNet originals; optimize off (a fixed Huffman table is faster and
-        # deterministic across Pillow builds).
+        # 4:2:0 like the ImageNet originals; optimize off (a fixed Huffman table is faster;
+        # tests/test_codec.py pins the bytes).
         kwargs = dict(quality=quality, subsampling=2)
     elif fmt == "WEBP":
         kwargs = dict(quality=quality)

@@ -17,33 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import threading
-
 import cv2
 import numpy as np
 
 from . import ops as _ops
 from .ops.blend import AFFINE_IN_SOURCE
+from .cvutil import HAS_16BIT_LUT, scratch
+from .cvutil import to_uint8 as _to_uint8
+from .fused import ToneTable, split_tail
 from .recipe import FilterRecipe, Op
 
 _RAMP = np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
 MASK_CACHE_SIZE = 64  # ImageNet has a few dominant sizes (500x375, 375x500, 500x333, ...)
-
-
-_scratch = threading.local()
-
-
-def scratch(shape, dtype=np.uint8, slot=0):
-    """A per-thread reusable buffer: a fresh 500x375 array costs ~0.2 ms in page faults
-    alone, as much as the op that fills it, so intermediates are never reallocated."""
-    key = (tuple(shape), np.dtype(dtype).str, slot)
-    buffers = _scratch.__dict__.setdefault("buffers", {})
-    buf = buffers.get(key)
-    if buf is None:
-        if len(buffers) > 32:  # many image sizes: keep memory flat
-            buffers.clear()
-        buf = buffers[key] = np.empty(shape, dtype)
-    return buf
 
 
 # Every step is `step(img, dst) -> dst`: it writes its uint8 result into `dst`, which may
@@ -88,18 +73,6 @@ class MaskBlend(_SpatialStep):
         keep, mix = self.maps(*img.shape[:2])
         effect = run(self.effect, img, scratch(img.shape, slot=1))
         return cv2.blendLinear(img, effect, keep, mix, dst=dst)
-
-
-def _has_16bit_lut() -> bool:
-    """OpenCV 5 looks up 16-bit images in 65536-entry tables; 4.x only takes 8-bit input."""
-    try:
-        cv2.LUT(np.zeros((1, 1, 3), np.uint16), np.zeros((65536, 1, 3), np.uint8))
-        return True
-    except cv2.error:
-        return False
-
-
-HAS_16BIT_LUT = _has_16bit_lut()
 
 
 class MaskLut(_SpatialStep):
@@ -194,18 +167,15 @@ class GradientBlend(_SpatialStep):
 
 
 @dataclass(frozen=True)
-class Exact:
-    """Float evaluation of one spatial op, for gradient blends in modes that are not affine
-    in the source (soft-light, darken, ...), where no LUT decomposition is exact."""
+class FloatFallback:
+    """Slow float evaluation of one spatial op (~10x a LUT pass), for gradient blends in
+    modes that are not affine in the source (soft-light, darken, ...), where no LUT
+    decomposition is exact."""
     op: Op
 
     def __call__(self, img, dst):
         dst[...] = _to_uint8(np.clip(self.op.spatial(img.astype(np.float32) / 255.0), 0, 1) * 255.0)
         return dst
-
-
-def _to_uint8(x):
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def run(steps, img, dst):
@@ -311,7 +281,7 @@ def compile_spatial(op: Op):
             steps = compile_point_ops([solid])
             stop_luts.append(steps[0] if steps else _identity_lut())
         return GradientBlend(op, stop_luts)
-    return Exact(op)
+    return FloatFallback(op)
 
 
 @dataclass(frozen=True)
@@ -328,7 +298,15 @@ def _identity_lut():
     return Lut(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1).reshape(256, 1, 3))
 
 
-def compile_steps(recipe: FilterRecipe, wide: bool = False) -> list:
+def compile_steps(recipe: FilterRecipe, wide: bool = False, table=None) -> list:
+    """The steps of `recipe`; `table`: its ToneTable if already built (it is the same for
+    the 8- and 16-bit forms)."""
+    split = split_tail(recipe.ops)
+    if split is not None:
+        try:
+            return compile_point_ops(split[0], wide) + [table or ToneTable(split[1])]
+        except ValueError:  # too many weight combinations for one table
+            pass
     steps, run_ops = [], []
     for op in recipe.ops:
         if op.kind == "spatial" and _uses_mask_lut(op):
@@ -372,7 +350,8 @@ def exact_enough(steps, recipe: FilterRecipe) -> bool:
 def choose_steps(recipe: FilterRecipe) -> list:
     """The cheaper 8-bit steps if they are exact enough, else the 16-bit LUT->matrix form."""
     fast = compile_steps(recipe, wide=False)
-    wide = compile_steps(recipe, wide=True)
+    table = fast[-1] if fast and isinstance(fast[-1], ToneTable) else None
+    wide = compile_steps(recipe, wide=True, table=table)
     if len(fast) == len(wide) or exact_enough(fast, recipe):
         return fast
     return wide

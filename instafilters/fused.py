@@ -4,7 +4,7 @@ The bundled recipes are curves -> matrix -> curves, or curves -> matrix -> one o
 vignettes with curves (amaro: a darkening vignette and a central glow). After the matrix,
 every op acts on each channel alone, given the vignette weights at the pixel; and the
 vignettes of a filter share their centre and shape, so their weights are all functions of
-one radial distance. Quantising each weight as compile.MaskLut does (round(255 m)) leaves
+one radial distance. Quantising each weight as steps.MaskLut does (round(255 m)) leaves
 few distinct weight combinations along the radius (at most 256 per vignette, 511 for two),
 so the whole tail becomes one table `T[row, channel, value]`, evaluated in float once per
 filter (no rounding between the vignettes), and a per-size map from pixel to row.
@@ -28,11 +28,10 @@ import numpy as np
 from . import ops
 from .cvutil import HAS_16BIT_LUT, scratch, to_uint8
 from .recipe import Op
+from .steps import MASK_CACHE_SIZE, RAMP
 
 MAX_ROWS = 1024  # three vignettes fit; beyond, the step-by-step form is used
 _SAMPLES = 1 << 16  # radial distance sampled this finely to find the weight combinations
-_RAMP = np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
-CACHE_SIZE = 64
 
 
 def split_tail(recipe_ops) -> tuple | None:
@@ -48,7 +47,7 @@ def split_tail(recipe_ops) -> tuple | None:
     if len({(tuple(op.params["center"]), op.params["shape"]) for op in vignettes}) > 1:
         return None
     if len(vignettes) == 1 and _cheap(vignettes[0]):
-        return None  # compile.GainVignette / ColourVignette: one cheap cv2 pass already
+        return None  # steps.GainVignette / ColourVignette: one cheap cv2 pass already
     return head, tail
 
 
@@ -58,7 +57,7 @@ def _cheap(op: Op) -> bool:
 
 
 class ToneTable:
-    """A step (`step(img, dst) -> dst`, see compile.py) applying the tail ops."""
+    """A step (`step(img, dst) -> dst`, see steps.py) applying the tail ops."""
 
     def __init__(self, tail):
         self.tail = tail
@@ -79,8 +78,8 @@ class ToneTable:
         self.weights = np.stack([(unique >> (8 * i)) & 255 for i in range(len(self.vignettes))],
                                 axis=1).astype(np.float32) / 255.0  # (rows, vignettes)
         self.table = np.ascontiguousarray(self._evaluate().transpose(0, 2, 1)).reshape(-1)
-        self.rows = lru_cache(maxsize=CACHE_SIZE)(self._rows)
-        self.cv2_index = lru_cache(maxsize=CACHE_SIZE)(self._cv2_index)
+        self.rows = lru_cache(maxsize=MASK_CACHE_SIZE)(self._rows)
+        self.cv2_index = lru_cache(maxsize=MASK_CACHE_SIZE)(self._cv2_index)
         self._cv2_lut = None
 
     @property
@@ -92,7 +91,7 @@ class ToneTable:
         weights, as FilterRecipe.evaluate does (clipped between ops, not rounded). Each op
         runs once per distinct combination of the weights before it, not once per row:
         the first vignette's curves run on 256 values, not on 256 x rows (3x faster)."""
-        x = _RAMP[None]  # (groups, 256, 3); one group until the first vignette
+        x = RAMP[None]  # (groups, 256, 3); one group until the first vignette
         group = np.zeros(self.row_count, np.int64)  # each row's group
         k = 0
         for op in self.tail:

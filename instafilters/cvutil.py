@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -36,3 +37,15 @@ def _has_16bit_lut() -> bool:
 
 
 HAS_16BIT_LUT = _has_16bit_lut()
+
+
+@lru_cache(maxsize=1)
+def numba_kernels():
+    """The numba kernels (instafilters._kernel), imported on first use, or None without
+    numba. Every kernel is a plain gather, so the OpenCV/numpy forms used without it give
+    identical pixels (tests/test_fused.py)."""
+    try:
+        from . import _kernel
+    except ImportError:
+        return None
+    return _kernel

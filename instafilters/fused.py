@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from . import ops
-from .cvutil import HAS_16BIT_LUT, scratch, to_uint8
+from .cvutil import HAS_16BIT_LUT, numba_kernels, scratch, to_uint8
 from .recipe import Op
 from .steps import MASK_CACHE_SIZE, RAMP
 
@@ -166,11 +166,7 @@ def _weight(op: Op, distance):
     return ops.vignette_weight(distance, p["radius"], p["softness"], p["strength"], p["invert"])
 
 
-@lru_cache(maxsize=1)
 def numba_lookup():
-    """The numba kernel, imported on first use (never at `import instafilters`), or None."""
-    try:
-        from ._kernel import lookup
-    except ImportError:
-        return None
-    return lookup
+    """The numba gather, imported on first use (never at `import instafilters`), or None."""
+    kernels = numba_kernels()
+    return None if kernels is None else kernels.lookup

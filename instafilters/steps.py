@@ -6,14 +6,14 @@ their per-size maps (ImageNet has a few dominant sizes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from . import ops as _ops
-from .cvutil import scratch
+from .cvutil import numba_kernels, scratch
 from .cvutil import to_uint8 as _to_uint8
 from .recipe import Op
 
@@ -23,11 +23,19 @@ MASK_CACHE_SIZE = 64  # ImageNet has a few dominant sizes (500x375, 375x500, 500
 
 @dataclass(frozen=True)
 class Lut:
-    """Per-channel 1-D lookup table, shape (256, 1, 3) uint8."""
+    """Per-channel 1-D lookup table, shape (256, 1, 3) uint8 (or uint16, for LutMatrix)."""
     table: np.ndarray
+    planar: np.ndarray = field(init=False, repr=False, compare=False)  # (3 * 256,)
+
+    def __post_init__(self):
+        planar = np.ascontiguousarray(self.table.reshape(256, 3).T).reshape(-1)
+        object.__setattr__(self, "planar", planar)
 
     def __call__(self, img, dst):
-        return cv2.LUT(img, self.table, dst=dst)
+        kernels = numba_kernels()
+        if kernels is None:
+            return cv2.LUT(img, self.table, dst=dst)
+        return kernels.lut(img, self.planar, dst)
 
 
 @dataclass(frozen=True)
@@ -187,7 +195,7 @@ class LutMatrix:
     """A LUT feeding a matrix, kept at 16-bit precision in between: the LUT writes x * 256
     to uint16 and the matrix reads it back, so the LUT output is not rounded to 8 bits
     before the matrix amplifies that rounding (cv2.transform saturates negatives to 0)."""
-    table: np.ndarray  # (256, 1, 3) uint16, value * 256
+    lut: Lut           # (256, 1, 3) uint16, value * 256
     m: np.ndarray      # 3x4 float32, 3x3 part divided by 256, offset in 0-255
 
     @classmethod
@@ -195,9 +203,9 @@ class LutMatrix:
         lut16 = np.clip(np.rint(table * 255.0 * 256.0), 0, 65535).astype(np.uint16)
         m = _matrix_255(affine)
         m[:, :3] /= 256.0
-        return cls(lut16.reshape(256, 1, 3), m)
+        return cls(Lut(lut16.reshape(256, 1, 3)), m)
 
     def __call__(self, img, dst):
-        wide = cv2.LUT(img, self.table, dst=scratch(img.shape, np.uint16, slot=9))
+        wide = self.lut(img, scratch(img.shape, np.uint16, slot=9))
         wide = cv2.transform(wide, self.m, dst=wide)
         return cv2.convertScaleAbs(wide, dst=dst)

@@ -1,6 +1,7 @@
 """Small shared pieces of the compiled filters: reusable buffers, rounding, OpenCV checks."""
 from __future__ import annotations
 
+import logging
 import threading
 from functools import lru_cache
 
@@ -47,5 +48,8 @@ def numba_kernels():
     try:
         from . import _kernel
     except ImportError:
+        return None
+    except RuntimeError as e:  # numba found no writable cache folder (set NUMBA_CACHE_DIR)
+        logging.getLogger(__name__).warning("numba kernels unavailable, using OpenCV: %s", e)
         return None
     return _kernel

@@ -10,13 +10,13 @@ so the whole tail becomes one table `T[row, channel, value]`, evaluated in float
 filter (no rounding between the vignettes), and a per-size map from pixel to row.
 
 Measured (one core, 500x375, medians, other jobs sharing the two cores): amaro went from
-2.7 ms (LutMatrix, MaskLut, MaskLut) to one LutMatrix plus this lookup. For the lookup,
-a numba gather takes 0.40 ms, numpy's add + take 1.7 ms, OpenCV 5's 16-bit LUT (the index
-built by cv2.add) 1.4 ms. A single numba loop doing LUT, matrix and table together took
-1.25-1.5 ms: the gathers stop it from vectorising, while cv2.LUT + cv2.transform are SIMD
-(0.35 + 0.12 ms), so the LUT and matrix stay in OpenCV and only the table is numba's.
-numba is optional (the `fast` extra); without it the lookup runs in OpenCV (up to 256 rows,
-OpenCV 5) or numpy, with identical results: all three are the same gather.
+3.8 ms (LutMatrix, MaskLut, MaskLut) to 0.9-1.4 ms (Lut, Matrix, ToneTable). For the
+lookup, a numba gather takes 0.40 ms, numpy's add + take 1.7 ms, OpenCV 5's 16-bit LUT
+(the index built by cv2.add) 1.4 ms. A single numba loop doing LUT, matrix and table
+together took 1.25-1.5 ms: the gathers stop it from vectorising, while cv2.transform is
+SIMD (0.12 ms), so the matrix stays in OpenCV and numba does the gathers (the LUT before
+it too: steps.Lut). numba is optional (the `fast` extra); without it the lookup runs in
+OpenCV (up to 256 rows, OpenCV 5) or numpy, with identical results: all are one gather.
 """
 from __future__ import annotations
 

@@ -76,8 +76,9 @@ class ToneTable:
         if len(unique) > MAX_ROWS:
             raise ValueError(f"{len(unique)} weight combinations, more than {MAX_ROWS}")
         self.sample_row = self.sample_row.astype(np.uint16)
-        self.weights = np.stack([(unique >> (8 * i)) & 255 for i in range(len(self.vignettes))],
-                                axis=1).astype(np.float32) / 255.0  # (rows, vignettes)
+        # each row's weight levels (0..255, weight = level / 255), one column per vignette
+        self.levels = np.stack([(unique >> (8 * i)) & 255 for i in range(len(self.vignettes))],
+                               axis=1)
         self.table = np.ascontiguousarray(self._evaluate().transpose(0, 2, 1)).reshape(-1)
         # a new size costs ~0.3 ms per filter once _samples has it: a few sizes suffice here
         self.rows = lru_cache(maxsize=ROWS_CACHE_SIZE)(self._rows)
@@ -86,7 +87,7 @@ class ToneTable:
 
     @property
     def row_count(self) -> int:
-        return len(self.weights)
+        return len(self.levels)
 
     def _evaluate(self):
         """(rows, 256, 3) uint8: the tail applied in float to every value, at every row's
@@ -101,8 +102,7 @@ class ToneTable:
                 x = np.clip(op.tone(np.clip(x, 0, 1)), 0, 1)
                 continue
             effect = np.clip(op.effect(x), 0, 1)
-            level = np.rint(self.weights[:, k] * 255.0).astype(np.int64)
-            pairs, group = np.unique(group * 256 + level, return_inverse=True)
+            pairs, group = np.unique(group * 256 + self.levels[:, k], return_inverse=True)
             source, m = pairs // 256, (pairs % 256).astype(np.float32) / 255.0
             x = np.clip(x[source] + m[:, None, None] * (effect[source] - x[source]), 0, 1)
             k += 1

@@ -2,223 +2,39 @@
 
 Consecutive point-wise ops collapse to the cheapest exact form (single core, 500x375, with
 reused buffers, on the development machine): per-channel tone ops compose into one 1-D LUT
-(`cv2.LUT`, ~0.5 ms) and colour matrices multiply into one 3x4 (`cv2.transform`, ~0.25 ms).
+(`cv2.LUT`, ~0.35 ms) and colour matrices multiply into one 3x4 (`cv2.transform`, ~0.12 ms).
 Every blend mode shipped is separable, so no 3-D LUT is needed (Pillow's Color3DLUT is
-~15x slower than a 1-D LUT). Spatial ops become maps computed once per image size and
-cached: darkening vignettes a gain map (`cv2.multiply`), tone-dependent vignettes one 16-bit
-LUT indexed by (mask level, pixel) on OpenCV 5 (`MaskLut`, else LUT + `cv2.blendLinear`),
-gradients per-stop LUTs and weights. Where an 8-bit intermediate would drift too far from
-`FilterRecipe.evaluate` (checked on a probe image at compile time), a LUT feeding a matrix
-runs at 16 bits. tests/test_compile.py checks every bundled filter on random images: at
-most 2 grey levels, 0.5 on average.
+~15x slower than a 1-D LUT). What follows a filter's last matrix, tone ops and vignettes
+sharing a centre (every bundled vignette filter), is one table lookup per pixel
+(fused.ToneTable: amaro 3.8 -> 0.85 ms). Other spatial ops become maps computed once per
+image size and cached: darkening vignettes a gain map (`cv2.multiply`), tone-dependent
+vignettes one 16-bit LUT indexed by (mask level, pixel) on OpenCV 5 (`MaskLut`, else LUT +
+`cv2.blendLinear`), gradients per-stop LUTs and weights. Where an 8-bit intermediate would
+drift too far from `FilterRecipe.evaluate` (checked on a probe image at compile time), a LUT
+feeding a matrix runs at 16 bits. tests/test_compile.py checks every bundled filter on
+random images: at most 2 grey levels, 0.5 on average.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-import threading
-
 import cv2
 import numpy as np
 
-from . import ops as _ops
+from .cvutil import HAS_16BIT_LUT
+from .cvutil import to_uint8 as _to_uint8
+from .fused import ToneTable, split_tail
 from .ops.blend import AFFINE_IN_SOURCE
 from .recipe import FilterRecipe, Op
+from .steps import (RAMP, ColourVignette, FloatFallback, GainVignette, GradientBlend, Lut,
+                    LutMatrix, MaskBlend, MaskLut, Matrix, _matrix_255, run)
 
-_RAMP = np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
-MASK_CACHE_SIZE = 64  # ImageNet has a few dominant sizes (500x375, 375x500, 500x333, ...)
-
-
-_scratch = threading.local()
-
-
-def scratch(shape, dtype=np.uint8, slot=0):
-    """A per-thread reusable buffer: a fresh 500x375 array costs ~0.2 ms in page faults
-    alone, as much as the op that fills it, so intermediates are never reallocated."""
-    key = (tuple(shape), np.dtype(dtype).str, slot)
-    buffers = _scratch.__dict__.setdefault("buffers", {})
-    buf = buffers.get(key)
-    if buf is None:
-        if len(buffers) > 32:  # many image sizes: keep memory flat
-            buffers.clear()
-        buf = buffers[key] = np.empty(shape, dtype)
-    return buf
+__all__ = ["CompiledFilter", "compile", "choose_steps", "compile_steps", "exact_enough",
+           "HAS_16BIT_LUT", "ColourVignette", "FloatFallback", "GainVignette", "GradientBlend",
+           "Lut", "LutMatrix", "MaskBlend", "MaskLut", "Matrix", "ToneTable", "run"]
 
 
-# Every step is `step(img, dst) -> dst`: it writes its uint8 result into `dst`, which may
-# be `img` itself (all steps are point-wise in space, so in-place is safe).
-@dataclass(frozen=True)
-class Lut:
-    """Per-channel 1-D lookup table, shape (256, 1, 3) uint8."""
-    table: np.ndarray
-
-    def __call__(self, img, dst):
-        return cv2.LUT(img, self.table, dst=dst)
-
-
-@dataclass(frozen=True)
-class Matrix:
-    """3x4 affine colour map in 0-255 units; cv2.transform rounds and saturates to uint8."""
-    m: np.ndarray
-
-    def __call__(self, img, dst):
-        return cv2.transform(img, self.m, dst=dst)
-
-
-class _SpatialStep:
-    """Base for steps that need a per-size weight map; caches it per (height, width)."""
-
-    def __init__(self):
-        self.maps = lru_cache(maxsize=MASK_CACHE_SIZE)(self._make_maps)
-
-
-class MaskBlend(_SpatialStep):
-    """out = (1 - m) * x + m * effect(x), m a cached vignette mask."""
-
-    def __init__(self, op: Op, effect: list):
-        super().__init__()
-        self.op, self.effect = op, effect
-
-    def _make_maps(self, h, w):
-        m = self.op.mask(h, w)
-        return np.ascontiguousarray(1.0 - m), m
-
-    def __call__(self, img, dst):
-        keep, mix = self.maps(*img.shape[:2])
-        effect = run(self.effect, img, scratch(img.shape, slot=1))
-        return cv2.blendLinear(img, effect, keep, mix, dst=dst)
-
-
-def _has_16bit_lut() -> bool:
-    """OpenCV 5 looks up 16-bit images in 65536-entry tables; 4.x only takes 8-bit input."""
-    try:
-        cv2.LUT(np.zeros((1, 1, 3), np.uint16), np.zeros((65536, 1, 3), np.uint8))
-        return True
-    except cv2.error:
-        return False
-
-
-HAS_16BIT_LUT = _has_16bit_lut()
-
-
-class MaskLut(_SpatialStep):
-    """The same blend as MaskBlend in two passes instead of three: the mask, quantised to
-    q = round(255 m), and the pixel form a 16-bit index q * 256 + x into one table holding
-    x + q / 255 * (effect(x) - x) for every (q, x), the effect evaluated in float (no
-    intermediate rounding). Needs OpenCV's 16-bit LUT (HAS_16BIT_LUT); 0.4 ms cheaper at
-    500x375 than an effect LUT plus cv2.blendLinear."""
-
-    def __init__(self, op: Op, before=()):
-        """`before`: tone ops just ahead of the vignette, folded into the table for free."""
-        super().__init__()
-        self.op = op
-        x = _RAMP  # (256, 3) inputs in [0, 1]
-        for tone_op in before:
-            x = np.clip(tone_op.tone(np.clip(x, 0, 1)), 0, 1).astype(np.float32)
-        delta = np.clip(op.effect(x), 0, 1) - x
-        q = np.arange(256, dtype=np.float32)[:, None, None] / 255.0
-        table = _to_uint8((x[None] + q * delta[None]) * 255.0)  # (q, x, channel)
-        self.table = np.ascontiguousarray(table.reshape(65536, 1, 3))
-
-    def _make_maps(self, h, w):
-        q = np.rint(self.op.mask(h, w) * 255.0).astype(np.uint16) * 256
-        return np.ascontiguousarray(np.repeat(q[..., None], 3, axis=2))
-
-    def __call__(self, img, dst):
-        index = cv2.add(img, self.maps(*img.shape[:2]), dst=scratch(img.shape, np.uint16, 8),
-                        dtype=cv2.CV_16U)
-        return cv2.LUT(index, self.table, dst=dst)
-
-
-class GainVignette(_SpatialStep):
-    """A vignette that multiplies by a colour (mode multiply, or normal with black): then
-    out = x * (1 - m * (1 - c)), one cv2.multiply by a cached gain map instead of an effect
-    LUT plus a blend (about 2.5x cheaper, and only one rounding)."""
-
-    def __init__(self, op: Op):
-        super().__init__()
-        self.op = op
-        # normal mode here means black: the effect is 0, i.e. a multiply by black
-        multiplier = op.params["color"] if op.params["mode"] == "multiply" else (0.0, 0.0, 0.0)
-        self.darkening = 1.0 - np.asarray(multiplier, np.float32)
-
-    def _make_maps(self, h, w):
-        m = self.op.mask(h, w)[..., None]
-        return np.ascontiguousarray(1.0 - m * self.darkening, dtype=np.float32)
-
-    def __call__(self, img, dst):
-        return cv2.multiply(img, self.maps(*img.shape[:2]), dst=dst, dtype=cv2.CV_8U)
-
-
-class ColourVignette(_SpatialStep):
-    """A vignette towards a solid colour in normal mode: blend with a cached colour layer,
-    no effect LUT needed."""
-
-    def __init__(self, op: Op):
-        super().__init__()
-        self.op = op
-        self.colour = _to_uint8(np.asarray(op.params["color"]) * 255.0)
-
-    def _make_maps(self, h, w):
-        m = self.op.mask(h, w)
-        layer = np.empty((h, w, 3), np.uint8)
-        layer[:] = self.colour
-        return np.ascontiguousarray(1.0 - m), m, layer
-
-    def __call__(self, img, dst):
-        keep, mix, layer = self.maps(*img.shape[:2])
-        return cv2.blendLinear(img, layer, keep, mix, dst=dst)
-
-
-class GradientBlend(_SpatialStep):
-    """Gradient blend in a mode affine in the source colour: the blend of the gradient is
-    the gradient of per-stop blends, so out = sum_k w_k(x, y) * lut_k(x)."""
-
-    def __init__(self, op: Op, stop_luts: list):
-        super().__init__()
-        self.op, self.stop_luts = op, stop_luts
-
-    def _make_maps(self, h, w):
-        g = self.op.params["gradient"]
-        return _ops.gradient_weights(self.op.gradient_position(h, w), [s[0] for s in g["stops"]])
-
-    def __call__(self, img, dst):
-        weights = self.maps(*img.shape[:2])
-        layers = [lut(img, scratch(img.shape, slot=2 + k)) for k, lut in enumerate(self.stop_luts)]
-        if len(layers) == 2:
-            return cv2.blendLinear(layers[0], layers[1], weights[0], weights[1], dst=dst)
-        acc = sum(w[..., None] * layer.astype(np.float32) for w, layer in zip(weights, layers))
-        dst[...] = _to_uint8(acc)
-        return dst
-
-
-@dataclass(frozen=True)
-class Exact:
-    """Float evaluation of one spatial op, for gradient blends in modes that are not affine
-    in the source (soft-light, darken, ...), where no LUT decomposition is exact."""
-    op: Op
-
-    def __call__(self, img, dst):
-        dst[...] = _to_uint8(np.clip(self.op.spatial(img.astype(np.float32) / 255.0), 0, 1) * 255.0)
-        return dst
-
-
-def _to_uint8(x):
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def run(steps, img, dst):
-    """Apply `steps` to `img`, writing into `dst` (the first step reads `img`, the rest work
-    in place). With no steps, `dst` receives a copy of `img`."""
-    if not steps:
-        np.copyto(dst, img)
-    for step in steps:
-        img = step(img, dst)
-    return dst
-
-
-# ---------------------------------------------------------------- compiling
 def compile_point_ops(point_ops, wide: bool = False) -> list:
     """Fuse a run of tone and matrix ops: tone after tone -> one LUT, matrix after matrix ->
     one matrix. Composition is done in float on the 256 inputs, so nothing is rounded twice.
@@ -226,7 +42,7 @@ def compile_point_ops(point_ops, wide: bool = False) -> list:
     stages: list = []  # ("lut", float (256, 3) table) or ("matrix", float 3x4)
     for op in point_ops:
         if op.kind == "tone":
-            base = stages.pop()[1] if stages and stages[-1][0] == "lut" else _RAMP
+            base = stages.pop()[1] if stages and stages[-1][0] == "lut" else RAMP
             stages.append(("lut", np.clip(op.tone(np.clip(base, 0, 1)), 0, 1).astype(np.float32)))
         else:
             m = op.matrix()
@@ -255,35 +71,8 @@ def _compose(outer, inner):
 
 def _is_identity(kind, value):
     if kind == "lut":
-        return np.array_equal(_to_uint8(value * 255.0), _to_uint8(_RAMP * 255.0))
+        return np.array_equal(_to_uint8(value * 255.0), _to_uint8(RAMP * 255.0))
     return np.allclose(value, np.hstack([np.eye(3), np.zeros((3, 1))]), atol=1e-7)
-
-
-def _matrix_255(affine):
-    m = np.array(affine, dtype=np.float64)
-    m[:, 3] *= 255.0
-    return m.astype(np.float32)
-
-
-@dataclass(frozen=True)
-class LutMatrix:
-    """A LUT feeding a matrix, kept at 16-bit precision in between: the LUT writes x * 256
-    to uint16 and the matrix reads it back, so the LUT output is not rounded to 8 bits
-    before the matrix amplifies that rounding (cv2.transform saturates negatives to 0)."""
-    table: np.ndarray  # (256, 1, 3) uint16, value * 256
-    m: np.ndarray      # 3x4 float32, 3x3 part divided by 256, offset in 0-255
-
-    @classmethod
-    def build(cls, table, affine):
-        lut16 = np.clip(np.rint(table * 255.0 * 256.0), 0, 65535).astype(np.uint16)
-        m = _matrix_255(affine)
-        m[:, :3] /= 256.0
-        return cls(lut16.reshape(256, 1, 3), m)
-
-    def __call__(self, img, dst):
-        wide = cv2.LUT(img, self.table, dst=scratch(img.shape, np.uint16, slot=9))
-        wide = cv2.transform(wide, self.m, dst=wide)
-        return cv2.convertScaleAbs(wide, dst=dst)
 
 
 def _uses_mask_lut(op: Op) -> bool:
@@ -311,7 +100,7 @@ def compile_spatial(op: Op):
             steps = compile_point_ops([solid])
             stop_luts.append(steps[0] if steps else _identity_lut())
         return GradientBlend(op, stop_luts)
-    return Exact(op)
+    return FloatFallback(op)
 
 
 @dataclass(frozen=True)
@@ -328,7 +117,15 @@ def _identity_lut():
     return Lut(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1).reshape(256, 1, 3))
 
 
-def compile_steps(recipe: FilterRecipe, wide: bool = False) -> list:
+def compile_steps(recipe: FilterRecipe, wide: bool = False, table=None) -> list:
+    """The steps of `recipe`; `table`: its ToneTable if already built (it is the same for
+    the 8- and 16-bit forms)."""
+    split = split_tail(recipe.ops)
+    if split is not None:
+        try:
+            return compile_point_ops(split[0], wide) + [table or ToneTable(split[1])]
+        except ValueError:  # too many weight combinations for one table
+            pass
     steps, run_ops = [], []
     for op in recipe.ops:
         if op.kind == "spatial" and _uses_mask_lut(op):
@@ -372,7 +169,8 @@ def exact_enough(steps, recipe: FilterRecipe) -> bool:
 def choose_steps(recipe: FilterRecipe) -> list:
     """The cheaper 8-bit steps if they are exact enough, else the 16-bit LUT->matrix form."""
     fast = compile_steps(recipe, wide=False)
-    wide = compile_steps(recipe, wide=True)
+    table = fast[-1] if fast and isinstance(fast[-1], ToneTable) else None
+    wide = compile_steps(recipe, wide=True, table=table)
     if len(fast) == len(wide) or exact_enough(fast, recipe):
         return fast
     return wide

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import instafilters
-from instafilters.compile import (HAS_16BIT_LUT, ColourVignette, CompiledFilter, Exact,
-                                  GainVignette, GradientBlend, Lut, LutMatrix, MaskBlend,
-                                  MaskLut, Matrix, _FunctionTone, compile_point_ops)
+from instafilters.compile import (HAS_16BIT_LUT, ColourVignette, CompiledFilter,
+                                  FloatFallback, GainVignette, GradientBlend, Lut, LutMatrix,
+                                  MaskBlend, MaskLut, Matrix, _FunctionTone, compile_point_ops)
+from instafilters.fused import ToneTable
 from instafilters.recipe import parse_filter
 
 REGISTRY = instafilters.load_filters()
@@ -83,7 +84,8 @@ def test_vignette_and_gradients_compile_to_spatial_steps():
               {"op": "blend", "gradient": {"type": "radial",
                                            "stops": [[0, "#ffffff"], [1, "#000000"]]},
                "mode": "soft-light"}])
-    assert [type(s) for s in f.steps] == [GainVignette, GradientBlend, GradientBlend, Exact]
+    assert [type(s) for s in f.steps] == [GainVignette, GradientBlend, GradientBlend,
+                                          FloatFallback]
     img = random_image(5, (120, 90, 3))
     for op in f.recipe.ops:  # each spatial step alone is exact up to rounding
         single = make([{"op": op.name, **_raw(op)}])
@@ -149,8 +151,8 @@ def test_masks_are_cached_per_size():
     ({"color": [0, 0, 0]}, GainVignette),
     ({"color": [200, 120, 40], "mode": "multiply"}, GainVignette),
     ({"color": [200, 120, 40]}, ColourVignette),
-    ({"color": [200, 120, 40], "mode": "screen"}, MaskLut if HAS_16BIT_LUT else MaskBlend),
-    ({"curves": {"rgb": [[0, 0], [128, 90], [255, 240]]}}, MaskLut if HAS_16BIT_LUT else MaskBlend),
+    ({"color": [200, 120, 40], "mode": "screen"}, ToneTable),
+    ({"curves": {"rgb": [[0, 0], [128, 90], [255, 240]]}}, ToneTable),
 ])
 def test_each_vignette_form_matches_direct_evaluation(params, step):
     f = make([{"op": "vignette", "radius": 0.2, "softness": 0.6, "strength": 0.8, **params}])
@@ -160,14 +162,13 @@ def test_each_vignette_form_matches_direct_evaluation(params, step):
     assert err.max() <= 1.0 and err.mean() <= 0.3
 
 
-@pytest.mark.skipif(not HAS_16BIT_LUT, reason="OpenCV < 5 has no 16-bit LUT; MaskBlend runs")
 def test_curves_before_a_tone_vignette_fold_into_its_table():
     f = make([{"op": "saturation", "amount": 1.2},
               {"op": "curves", "rgb": [[0, 20], [128, 150], [255, 240]]},
               {"op": "contrast", "amount": 1.1},
               {"op": "vignette", "radius": 0.2, "softness": 0.6, "strength": 0.7,
                "curves": {"rgb": [[0, 0], [128, 90], [255, 230]]}}])
-    assert [type(s) for s in f.steps] == [Matrix, MaskLut]
+    assert [type(s) for s in f.steps] == [Matrix, ToneTable]
     img = random_image(12, (90, 140, 3))
     err = np.abs(f(img) - f.recipe.evaluate(img / 255.0) * 255.0)
     assert err.max() <= 1.5 and err.mean() <= 0.4
@@ -186,3 +187,11 @@ def test_mask_lut_and_mask_blend_agree_with_the_reference():
     for step in forms:
         err = np.abs(step(img, np.empty_like(img)) - ref)
         assert err.max() <= 1.0 and err.mean() <= 0.3, type(step).__name__
+
+
+@pytest.mark.skipif(not HAS_16BIT_LUT, reason="OpenCV < 5 has no 16-bit LUT; MaskBlend runs")
+def test_a_vignette_before_a_matrix_keeps_the_step_by_step_form():
+    f = make([{"op": "vignette", "radius": 0.2, "softness": 0.6,
+               "curves": {"rgb": [[0, 0], [128, 90], [255, 230]]}},
+              {"op": "saturation", "amount": 1.2}])
+    assert [type(s) for s in f.steps] == [MaskLut, Matrix]

@@ -235,3 +235,29 @@ def test_fifo_and_symlink_loop_are_refused_without_reading(tmp_path):
         io.decode(tmp_path / "loop.JPEG")
     with pytest.raises(ImageError, match="a folder, not a regular file"):
         io.decode(tmp_path)
+
+
+def test_atomic_write_survives_a_taken_temporary_name(tmp_path):
+    """The temporary's name is deterministic (prefix, name, pid); if a killed run left one
+    with that name, the write goes through another temporary and leaves the leftover alone
+    for the build's recovery (which removes files by io.TEMP_PREFIX)."""
+    target = tmp_path / "x.jpg"
+    leftover = tmp_path / f"{io.TEMP_PREFIX}x.jpg-{os.getpid()}.tmp"
+    leftover.write_bytes(b"half a file")
+    io.atomic_write_bytes(target, b"whole", temp_suffix=".tmp")
+    io.atomic_write_bytes(target, b"again", temp_suffix=".tmp")
+    assert target.read_bytes() == b"again" and leftover.read_bytes() == b"half a file"
+    assert sorted(os.listdir(tmp_path)) == sorted([leftover.name, "x.jpg"])
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def test_atomic_write_of_a_very_long_name(tmp_path):
+    target = tmp_path / ("n" * 250 + ".jpg")  # the temporary's name would be too long
+    io.atomic_write_bytes(target, b"data")
+    assert target.read_bytes() == b"data" and os.listdir(tmp_path) == [target.name]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

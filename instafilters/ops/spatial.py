@@ -44,8 +44,13 @@ def vignette_mask(height, width, center=(0.5, 0.5), radius=0.5, softness=0.5, st
                   shape="ellipse", invert=False):
     """Weight in [0, strength]: 0 inside `radius`, rising smoothly over `softness` to full
     strength (or the reverse with `invert`, for a central glow)."""
-    d = radial_distance(height, width, center, shape)
-    t = _smoothstep(radius, radius + softness, d)
+    return vignette_weight(radial_distance(height, width, center, shape), radius, softness,
+                           strength, invert)
+
+
+def vignette_weight(distance, radius=0.5, softness=0.5, strength=1.0, invert=False):
+    """The vignette's weight as a function of radial distance alone (fused.py tabulates it)."""
+    t = _smoothstep(radius, radius + softness, distance)
     if invert:
         t = 1.0 - t
     return (strength * t).astype(np.float32)

@@ -17,7 +17,7 @@ from .io import load_rgb
 from .recipe import FilterRecipe, load_recipe_file
 from .registry import FilterRegistry, load_filters
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["apply", "load_filters", "list_filters", "compile", "CompiledFilter",
            "FilterRecipe", "FilterRegistry", "load_recipe_file", "InstafiltersError",
            "RecipeError", "ImageError", "UnknownFilterError", "__version__"]

@@ -133,3 +133,16 @@ def test_fidelity_command_on_the_calibration_photo():
     for name in calibrated:
         assert float(rows[name][4]) == pytest.approx(
             registry.recipes[name].calibration["de_mean"], abs=0.011), name
+
+
+def test_lab_gradient_is_the_derivative_of_rgb_to_lab():
+    """The fitter's Jacobian uses rgb_to_lab_grad: same values, and the slope of rgb_to_lab."""
+    from instafilters.fidelity import rgb_to_lab_grad
+    x = np.random.default_rng(3).uniform(0.01, 0.99, (200, 3))
+    lab, jac = rgb_to_lab_grad(x)
+    np.testing.assert_array_equal(lab, rgb_to_lab(x))
+    for c in range(3):
+        step = np.zeros(3)
+        step[c] = 1e-6
+        numeric = (rgb_to_lab(x + step) - rgb_to_lab(x - step)) / 2e-6
+        np.testing.assert_allclose(jac[:, :, c], numeric, rtol=1e-4, atol=1e-3)

@@ -59,21 +59,27 @@ def linear_position(height, width, angle=90.0):
     return 0.5 + ((u - 0.5) * c + (v - 0.5) * s) / span
 
 
+def _falloff_position(d, radius, softness):
+    """(d - radius) / softness: 0 at `radius`, 1 where the falloff ends, and the span. The
+    span is (radius + softness) - radius, as the compiled masks have always computed it."""
+    span = max((radius + softness) - radius, 1e-9)
+    return (d - radius) / span, span
+
+
 def falloff(d, radius, softness, invert=False):
     """Weight in [0, 1] at distance `d`: 0 inside `radius`, rising smoothly (smoothstep)
     over `softness` to 1 (or the reverse with `invert`, for a central glow)."""
-    t = np.clip((d - radius) / max((radius + softness) - radius, 1e-9), 0.0, 1.0)
-    t = t * t * (3 - 2 * t)
-    return 1.0 - t if invert else t
+    t = np.clip(_falloff_position(d, radius, softness)[0], 0.0, 1.0)
+    w = t * t * (3 - 2 * t)
+    return 1.0 - w if invert else w
 
 
 def falloff_grad(d, radius, softness, invert=False):
     """`falloff` and its derivatives with respect to `radius`, `softness` and `d`."""
-    width = max((radius + softness) - radius, 1e-9)
-    t_raw = (d - radius) / width
+    t_raw, span = _falloff_position(d, radius, softness)
     t = np.clip(t_raw, 0.0, 1.0)
     w = t * t * (3 - 2 * t)
-    slope = 6 * t * (1 - t) * ((t_raw > 0) & (t_raw < 1)) / width  # d w / d d
+    slope = 6 * t * (1 - t) * ((t_raw > 0) & (t_raw < 1)) / span  # d w / d d
     if invert:
         w, slope = 1.0 - w, -slope
     return w, -slope, -slope * t_raw, slope

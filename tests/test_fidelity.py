@@ -117,24 +117,6 @@ def test_fidelity_command_without_calibration_pairs_is_one_line(tmp_path):
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
-@pytest.mark.slow
-def test_fidelity_command_on_the_calibration_photo():
-    """`make fidelity`: every calibrated bundled filter, measured as filters.yaml records."""
-    from instafilters import load_filters
-    from instafilters.settings import calibration_dir
-    if not (calibration_dir() / "instagram" / "Normal.jpg").is_file():
-        pytest.skip(f"needs the calibration pairs in {calibration_dir()}")
-    done = _fidelity_cli(timeout=600)
-    assert done.returncode == 0, done.stderr
-    rows = {r.split("|")[1].strip(): r.split("|") for r in done.stdout.splitlines()[2:]}
-    registry = load_filters()
-    calibrated = [n for n in registry.names("all") if registry.recipes[n].calibration]
-    assert [n for n in rows if not n.startswith("**")] == calibrated
-    for name in calibrated:
-        assert float(rows[name][4]) == pytest.approx(
-            registry.recipes[name].calibration["de_mean"], abs=0.011), name
-
-
 def test_lab_gradient_is_the_derivative_of_rgb_to_lab():
     """The fitter's Jacobian uses rgb_to_lab_grad: same values, and the slope of rgb_to_lab."""
     from instafilters.fidelity import rgb_to_lab_grad

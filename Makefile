@@ -8,16 +8,17 @@ SAMPLE := instafilters/data/sample
 SRC ?= $(SAMPLE)
 OUT ?= build/dataset-ig
 
-.PHONY: help install install-test install-eval test demo sample dataset bench fidelity recipes preview docs clean
+.PHONY: help install install-test install-eval test test-all demo sample dataset bench fidelity recipes preview docs clean
 
 help:
 	@echo "make demo      install, build the bundled sample and evaluate EfficientNet-Lite0 on it"
-	@echo "make test      install and run the test suite"
+	@echo "make test      install and run the test suite (without the slow checks)"
+	@echo "make test-all  the test suite with the slow checks (what CI runs)"
 	@echo "make sample    build the bundled sample tree into build/sample-ig/"
 	@echo "make dataset SRC=imagenet/ OUT=imagenet-ig/   build any tree"
 	@echo "make bench     filter and build throughput against the decode+encode floor"
 	@echo "make fidelity  CIEDE2000 of every calibrated filter against real Instagram output"
-	@echo "make recipes   refit filters.yaml from ../shared/calibration"
+	@echo "make recipes   refit filters.yaml from ../shared/calibration (or \$$INSTAFILTERS_SHARED)"
 	@echo "make preview   contact sheet of a bundled photo under all 20 filters"
 	@echo "make docs      regenerate the README's pictures (docs/)"
 
@@ -41,8 +42,13 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 install-eval: $(VENV)/.installed-eval
 
+# setup.cfg leaves out the tests marked slow (refitting recipes, full fidelity on the
+# calibration photo: about 35 s); test-all runs them too, and is what .ci/run runs.
 test: install-test
 	$(PY) -m pytest -q
+
+test-all: install-test
+	$(PY) -m pytest -q -m "slow or not slow"
 
 preview: install
 	$(CLI) preview $(SAMPLE)/val/n03877845/china.JPEG -o build/preview.jpg
@@ -76,8 +82,9 @@ bench: install
 	$(PY) benchmarks/bench_filters.py
 	$(PY) benchmarks/bench_build.py --images $(BENCH_IMAGES)
 
+# Both read the calibration pairs from $INSTAFILTERS_SHARED/calibration, else ../shared/calibration
 fidelity: install
-	$(PY) -m instafilters.fidelity --shared ../shared/calibration
+	$(CLI) fidelity
 
 recipes: install
-	$(PY) tools/make_recipes.py --shared ../shared/calibration
+	$(PY) tools/make_recipes.py

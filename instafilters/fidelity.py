@@ -10,17 +10,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# sRGB -> XYZ (D65), and the D65 white point of the 2 degree observer, as scikit-image uses.
-_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                        [0.212671, 0.715160, 0.072169],
-                        [0.019334, 0.119193, 0.950227]])
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+# sRGB -> XYZ (D65) scaled by the D65 white point of the 2 degree observer, as scikit-image
+# uses; XYZ/white -> Lab is linear in f(XYZ/white).
+_RGB_TO_XYZ_W = np.array([[0.412453, 0.357580, 0.180423],
+                          [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]]) / np.array([0.95047, 1.0, 1.08883])[:, None]
+_F_TO_LAB = np.array([[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]])
+_EPS = (6.0 / 29.0) ** 3
+_KAPPA = 3 * (6.0 / 29.0) ** 2  # f is xyz / _KAPPA + 4/29 below _EPS
 
 
 def srgb_to_linear(rgb):
     """sRGB values in [0, 1] -> linear light."""
     rgb = np.asarray(rgb, dtype=np.float64)
     return np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+def _f(xyz):
+    return np.where(xyz > _EPS, np.cbrt(np.maximum(xyz, _EPS)), xyz / _KAPPA + 4.0 / 29.0)
+
+
+def _lab_of_f(f):
+    return np.stack([116.0 * f[..., 1] - 16.0,
+                     500.0 * (f[..., 0] - f[..., 1]),
+                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
 
 
 def rgb_to_lab(rgb):
@@ -31,12 +44,25 @@ def rgb_to_lab(rgb):
     rgb = np.asarray(rgb)
     if rgb.dtype == np.uint8:
         rgb = rgb / 255.0
-    xyz = srgb_to_linear(rgb) @ (_RGB_TO_XYZ / _WHITE_D65[:, None]).T
-    eps = (6.0 / 29.0) ** 3
-    f = np.where(xyz > eps, np.cbrt(np.maximum(xyz, eps)), xyz / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
-    return np.stack([116.0 * f[..., 1] - 16.0,
-                     500.0 * (f[..., 0] - f[..., 1]),
-                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
+    return _lab_of_f(_f(srgb_to_linear(rgb) @ _RGB_TO_XYZ_W.T))
+
+
+def rgb_to_lab_grad(rgb):
+    """`rgb_to_lab` of float sRGB (N, 3), clipped to [0, 1], and d Lab / d RGB (N, 3, 3)."""
+    x = np.clip(rgb, 0.0, 1.0)
+    high = x > 0.04045
+    lin = srgb_to_linear(x)
+    dlin = np.where(high, 2.4 / 1.055 * ((x + 0.055) / 1.055) ** 1.4, 1 / 12.92)
+    xyz = lin @ _RGB_TO_XYZ_W.T
+    f = _f(xyz)
+    df = np.where(xyz > _EPS, 1.0 / (3.0 * np.maximum(f, 1e-6) ** 2), 1.0 / _KAPPA)
+    jac = _F_TO_LAB[None] * df[:, None, :] @ _RGB_TO_XYZ_W  # d Lab / d linear
+    return _lab_of_f(f), jac * dlin[:, None, :]
+
+
+def lightness_scale(lightness):
+    """CIEDE2000's S_L: how much a lightness difference counts at this lightness."""
+    return 1.0 + 0.015 * (lightness - 50.0) ** 2 / np.sqrt(20.0 + (lightness - 50.0) ** 2)
 
 
 def ciede2000(lab1, lab2, kl=1.0, kc=1.0, kh=1.0):
@@ -73,7 +99,7 @@ def ciede2000(lab1, lab2, kl=1.0, kc=1.0, kh=1.0):
     d_theta = 30.0 * np.exp(-(((h_bar - 275.0) / 25.0) ** 2))
     c_bar_p7 = c_bar_p ** 7
     rc = 2.0 * np.sqrt(c_bar_p7 / (c_bar_p7 + 25.0 ** 7))
-    sl = 1.0 + 0.015 * (l_bar - 50.0) ** 2 / np.sqrt(20.0 + (l_bar - 50.0) ** 2)
+    sl = lightness_scale(l_bar)
     sc = 1.0 + 0.045 * c_bar_p
     sh = 1.0 + 0.015 * c_bar_p * t
     rt = -np.sin(np.radians(2.0 * d_theta)) * rc
@@ -103,83 +129,3 @@ def fidelity(image1, image2) -> Fidelity:
     """Mean and 95th percentile CIEDE2000 between two RGB uint8 images."""
     d = delta_e(image1, image2)
     return Fidelity(float(d.mean()), float(np.percentile(d, 95)))
-
-
-# ---------------------------------------------------------------- calibration report
-def apply_in_frame(compiled_filter, image, frame=None):
-    """Run a filter on `image` as the top-left part of a `frame` (height, width): the image
-    is padded to the frame with its edge pixels, filtered and cropped back. Every op but the
-    vignettes is point-wise and vignettes depend on position only, so this is exactly the
-    filter's output on the frame, restricted to the image."""
-    if frame is None or tuple(frame) == tuple(image.shape[:2]):
-        return compiled_filter(image)
-    fh, fw = (int(v) for v in frame)
-    h, w = image.shape[:2]
-    if fh < h or fw < w:
-        raise ValueError(f"frame {fw}x{fh} is smaller than the image ({w}x{h})")
-    padded = np.pad(image, ((0, fh - h), (0, fw - w), (0, 0)), mode="edge")
-    return compiled_filter(padded)[:h, :w]
-
-
-def calibration_report(calibration_dir, registry=None):
-    """Rows (name, set, reference, mean, p95, do-nothing mean) for every bundled filter
-    whose recipe records a calibration reference present in `calibration_dir/instagram`.
-
-    A recipe's `calibration.frame` [height, width] says the reference is the top-left part
-    of the frame the app filtered (the references are crops of its square output): the
-    filter then runs in that frame, so its vignettes sit where the app's did.
-    """
-    from pathlib import Path
-
-    from .io import load_rgb
-    from .registry import load_filters
-
-    folder = Path(calibration_dir) / "instagram"
-    registry = registry or load_filters()
-    normal = load_rgb(folder / "Normal.jpg")
-    rows = []
-    for name in registry.names("all"):
-        reference = registry.recipes[name].calibration.get("reference")
-        if not reference or not (folder / reference).exists():
-            continue
-        target = load_rgb(folder / reference)
-        f = fidelity(apply_in_frame(registry[name], normal,
-                                    registry.recipes[name].calibration.get("frame")), target)
-        rows.append((name, registry.recipes[name].set, reference, f.mean, f.p95,
-                     fidelity(normal, target).mean))
-    return rows
-
-
-def format_report(rows) -> str:
-    """Markdown table of `calibration_report` rows, with the average over the paper set."""
-    lines = ["| filter | set | reference | dE00 mean | dE00 p95 | do nothing (mean) |",
-             "|---|---|---|---:|---:|---:|"]
-    lines += [f"| {n} | {s} | {ref} | {m:.2f} | {p:.2f} | {b:.2f} |"
-              for n, s, ref, m, p, b in rows]
-    for which in ("paper", "extra"):
-        chosen = [r for r in rows if r[1] == which]
-        if chosen:
-            lines.append(f"| **average, {len(chosen)} {which}** | | | "
-                         f"**{np.mean([r[3] for r in chosen]):.2f}** | "
-                         f"**{np.mean([r[4] for r in chosen]):.2f}** | "
-                         f"**{np.mean([r[5] for r in chosen]):.2f}** |")
-    return "\n".join(lines)
-
-
-def main(argv=None):
-    import argparse
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(
-        prog="python -m instafilters.fidelity",
-        description="CIEDE2000 of every calibrated bundled filter against real Instagram output.")
-    parser.add_argument("--shared", type=Path, default=Path("../shared/calibration"),
-                        help="calibration folder (default: ../shared/calibration)")
-    args = parser.parse_args(argv)
-    if not (args.shared / "instagram" / "Normal.jpg").exists():
-        parser.error(f"{args.shared / 'instagram' / 'Normal.jpg'}: no such file")
-    print(format_report(calibration_report(args.shared)))
-
-
-if __name__ == "__main__":
-    main()

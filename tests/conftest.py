@@ -1,11 +1,14 @@
-"""Shared fixtures: paths to the bundled sample tree and to ../shared."""
+"""Shared fixtures: paths to the bundled sample tree and to the reference data (SHARED:
+$INSTAFILTERS_SHARED, else ../shared beside the checkout)."""
 from pathlib import Path
 
 import pytest
 
+from instafilters.settings import shared_dir
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "instafilters" / "data" / "sample"
-SHARED = REPO.parent / "shared"
+SHARED = shared_dir()
 
 
 @pytest.fixture(scope="session")
@@ -16,12 +19,6 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_photo() -> Path:
     return SAMPLE / "val" / "n03877845" / "china.JPEG"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    assert SHARED.is_dir(), f"reference data expected at {SHARED}"
-    return SHARED
 
 
 def write_imagenet_tree(root, splits=("train", "val"), classes=2, per_class=3, size=(96, 72),

@@ -23,10 +23,11 @@ from instafilters.errors import InstafiltersError
 from instafilters.evaluate import metrics
 from instafilters.evaluate.labels import imagenet_wnids, label_matrix, read_accepted_labels
 from instafilters.evaluate.pairing import plan_evaluation
+from instafilters.settings import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "instafilters" / "data" / "sample"
-SHARED_LABELS = REPO.parent / "shared" / "photos" / "labels.csv"
+SHARED_LABELS = shared_dir() / "photos" / "labels.csv"
 LABELS_CSV = SHARED_LABELS if SHARED_LABELS.is_file() else SAMPLE / "labels.csv"
 TWO = "toaster,gotham"
 

@@ -1,10 +1,19 @@
-"""CIEDE2000 in numpy: against scikit-image and the published test pairs."""
+"""CIEDE2000 in numpy: against scikit-image and the published test pairs; the `fidelity`
+command that measures the bundled filters with it."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from instafilters.fidelity import ciede2000, delta_e, fidelity, rgb_to_lab
 
-skimage_color = pytest.importorskip("skimage.color")
+
+def _skimage_color():
+    return pytest.importorskip("skimage.color")
 
 # Sharma, Wu and Dalal (2005), "The CIEDE2000 color-difference formula: implementation
 # notes, supplementary test data, and mathematical observations", Table 1 (pairs 1-3, 7,
@@ -35,11 +44,13 @@ def test_sharma_reference_pairs():
 
 
 def test_lab_matches_skimage_on_random_colours():
+    skimage_color = _skimage_color()
     rgb = np.random.default_rng(0).integers(0, 256, (5000, 3), dtype=np.uint8)
     np.testing.assert_allclose(rgb_to_lab(rgb), skimage_color.rgb2lab(rgb / 255.0), atol=1e-3)
 
 
 def test_ciede2000_matches_skimage_on_random_colours():
+    skimage_color = _skimage_color()
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -65,3 +76,55 @@ def test_fidelity_summary():
 def test_mismatched_shapes_are_an_error():
     with pytest.raises(ValueError, match="same size"):
         delta_e(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
+
+
+# -- the `instafilters fidelity` command (instafilters.calibration) ---------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
+
+
+def _fidelity_cli(*args, env_extra=None, timeout=120):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "instafilters.cli", "fidelity", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_fidelity_command_reports_the_filters_whose_reference_is_there(tmp_path):
+    """A calibration folder holding only Toaster's reference (small copies): one row, and
+    the paper average over it."""
+    (tmp_path / "instagram").mkdir()
+    shutil.copy(FIXTURES / "normal.jpg", tmp_path / "instagram" / "Normal.jpg")
+    shutil.copy(FIXTURES / "toaster.jpg", tmp_path / "instagram" / "Toaster.jpg")
+    done = _fidelity_cli("--calibration", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| filter | set | reference | dE00 mean")
+    assert rows[1].startswith("| toaster | paper | Toaster.jpg | ")
+    mean, p95, nothing = (float(x) for x in rows[1].split("|")[4:7])
+    assert 0 < mean <= p95 and mean < nothing
+    assert rows[2].startswith("| **average, 1 paper** | | | ") and len(rows) == 3
+
+
+def test_fidelity_command_without_calibration_pairs_is_one_line(tmp_path):
+    """The folder comes from --calibration, else from $INSTAFILTERS_SHARED/calibration."""
+    done = _fidelity_cli("--calibration", str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr == (f"Error: {tmp_path / 'instagram' / 'Normal.jpg'}: no such file "
+                           "(the calibration pairs; set INSTAFILTERS_SHARED or --calibration)\n")
+    done = _fidelity_cli(env_extra={"INSTAFILTERS_SHARED": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"Error: {tmp_path / 'calibration' / 'instagram'}")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_lab_gradient_is_the_derivative_of_rgb_to_lab():
+    """The fitter's Jacobian uses rgb_to_lab_grad: same values, and the slope of rgb_to_lab."""
+    from instafilters.fidelity import rgb_to_lab_grad
+    x = np.random.default_rng(3).uniform(0.01, 0.99, (200, 3))
+    lab, jac = rgb_to_lab_grad(x)
+    np.testing.assert_array_equal(lab, rgb_to_lab(x))
+    for c in range(3):
+        step = np.zeros(3)
+        step[c] = 1e-6
+        numeric = (rgb_to_lab(x + step) - rgb_to_lab(x - step)) / 2e-6
+        np.testing.assert_allclose(jac[:, :, c], numeric, rtol=1e-4, atol=1e-3)

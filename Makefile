@@ -81,6 +81,7 @@ bench: install
 	$(PIP) install -q -e '.[fast]' pilgram psutil
 	$(PY) benchmarks/bench_filters.py
 	$(PY) benchmarks/bench_build.py --images $(BENCH_IMAGES)
+	$(PY) benchmarks/bench_onthefly.py
 
 # Both read the calibration pairs from $INSTAFILTERS_SHARED/calibration, else ../shared/calibration
 fidelity: install

@@ -85,14 +85,17 @@ def run_parallel(fn, args_list, jobs):
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its live children (the loky workers): unlike wall time,
-    it does not depend on what else the machine is running."""
+    """CPU time of this process, its live children (the loky workers) and the children it
+    has already reaped (a build's own pool ends with the build): unlike wall time, it does
+    not depend on what else the machine is running."""
+    import resource
     try:
         import psutil
     except ImportError:
         return float("nan")
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = sum(me.cpu_times()[:2]) + reaped.ru_utime + reaped.ru_stime
     for child in me.children(recursive=True):
         try:
             total += sum(child.cpu_times()[:2])

@@ -32,7 +32,7 @@ def test_paper_aliases(alias, name):
     assert instafilters.load_filters().canonical(alias) == name
 
 
-@pytest.mark.parametrize("command", ["list", "apply", "preview", "fit", "build", "eval"])
+@pytest.mark.parametrize("command", ["list", "apply", "preview", "fit", "fidelity", "build", "eval"])
 def test_every_command_has_help_with_an_example(command):
     out = run(command, "--help").stdout
     assert "Example" in out and "Usage:" in out

@@ -25,11 +25,15 @@ def lookup(values, rows, table, out):
 @numba.njit(cache=True, nogil=True)
 def lut(values, table, out):
     """out[p, c] = table[c * 256 + values[p, c]]: cv2.LUT with a per-channel table, which
-    OpenCV runs 2-3x slower (0.22 vs 0.67 ms at 500x375). `out` may be `values`."""
-    v = values.reshape(-1)
-    o = out.reshape(-1)
-    for q in range(0, v.size, 3):
-        o[q] = table[v[q]]
-        o[q + 1] = table[256 + v[q + 1]]
-        o[q + 2] = table[512 + v[q + 2]]
+    OpenCV runs 2-3x slower. Written per pixel over (n, 3) views with one 256-entry slice
+    per channel: 0.14 ms at 500x375 against 0.33 for the same gather over the flat array
+    with a stride of 3 (numba then knows the bounds and unrolls). `out` may be `values`."""
+    n = values.size // 3
+    v = values.reshape(n, 3)
+    o = out.reshape(n, 3)
+    t0, t1, t2 = table[:256], table[256:512], table[512:768]
+    for p in range(n):
+        o[p, 0] = t0[v[p, 0]]
+        o[p, 1] = t1[v[p, 1]]
+        o[p, 2] = t2[v[p, 2]]
     return out

@@ -252,44 +252,29 @@ def _v2_classes() -> dict:
 
     types = (tv_tensors.Image, PIL.Image.Image, is_pure_tensor, is_rgb_array)
 
-    class InstaFilter(InstaFilterCallable, v2.Transform):
-        __doc__ = InstaFilterCallable.__doc__
-        _transformed_types = types
-        __call__ = v2.Transform.__call__
-        __repr__ = InstaFilterCallable.__repr__
-
+    def as_v2(name, base, **methods):
+        """`base` with v2.Transform's call protocol: torchvision finds the images among the
+        inputs (leaving labels, boxes and masks alone) and calls `transform` on each."""
         def __init__(self, *args, **kwargs):
             v2.Transform.__init__(self)
-            InstaFilterCallable.__init__(self, *args, **kwargs)
+            base.__init__(self, *args, **kwargs)
 
-        def transform(self, inpt, params):
-            return self.apply(inpt)
+        namespace = {"__doc__": base.__doc__, "__module__": __name__, "__qualname__": name,
+                     "_transformed_types": types, "__call__": v2.Transform.__call__,
+                     "__repr__": base.__repr__, "__init__": __init__, **methods}
+        for new, old in (("transform", "_transform"), ("make_params", "_get_params")):
+            if new in methods:
+                namespace[old] = methods[new]  # the names before torchvision 0.21
+        return type(name, (base, v2.Transform), namespace)
 
-        _transform = transform  # torchvision < 0.21
-
-    class RandomInstaFilter(RandomInstaFilterCallable, v2.Transform):
-        __doc__ = RandomInstaFilterCallable.__doc__
-        _transformed_types = types
-        __call__ = v2.Transform.__call__
-        __repr__ = RandomInstaFilterCallable.__repr__
-
-        def __init__(self, *args, **kwargs):
-            v2.Transform.__init__(self)
-            RandomInstaFilterCallable.__init__(self, *args, **kwargs)
-
-        def make_params(self, flat_inputs):
-            return self.draw()
-
-        _get_params = make_params  # torchvision < 0.21
-
-        def transform(self, inpt, params):
-            return self.apply(inpt, params)
-
-        _transform = transform
-
-    for cls in (InstaFilter, RandomInstaFilter):
-        cls.__module__, cls.__qualname__ = __name__, cls.__name__
-    return {"InstaFilter": InstaFilter, "RandomInstaFilter": RandomInstaFilter}
+    return {
+        "InstaFilter": as_v2("InstaFilter", InstaFilterCallable,
+                             transform=lambda self, inpt, params: self.apply(inpt)),
+        "RandomInstaFilter": as_v2(
+            "RandomInstaFilter", RandomInstaFilterCallable,
+            make_params=lambda self, flat_inputs: self.draw(),
+            transform=lambda self, inpt, params: self.apply(inpt, params)),
+    }
 
 
 def __getattr__(name):

@@ -19,10 +19,12 @@ def test_filter_table_lists_every_paper_filter_with_its_aliases():
 
 def test_quick_start_commands_exist_in_the_makefile_and_ci_runs_the_test_command():
     makefile = (REPO / "Makefile").read_text()
-    for target in ("demo", "test", "bench", "sample", "dataset", "fidelity", "recipes"):
+    for target in ("demo", "test", "test-all", "bench", "sample", "dataset", "fidelity",
+                   "recipes", "docs"):
         assert re.search(rf"^{target}:", makefile, re.M), target
         assert f"make {target}" in README, target
-    assert "make test" in (REPO / ".ci" / "run").read_text()
+        assert f"make {target}" in makefile.split("\nhelp:", 1)[1].split("\n\n", 1)[0], target
+    assert "\nmake test-all" in (REPO / ".ci" / "run").read_text()
 
 
 def _table_options(heading):

@@ -80,13 +80,16 @@ def format_report(rows) -> str:
 @click.command("fidelity")
 @click.option("--calibration", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=f"Calibration folder holding instagram/Normal.jpg and the references "
-                   f"[default: ${SHARED_ENV}/calibration, else ../shared/calibration].")
+                   f"[default: ${SHARED_ENV}/calibration, else shared/calibration beside "
+                   f"the source checkout].")
 def fidelity_command(calibration):
     """CIEDE2000 of every calibrated bundled filter against real Instagram output, as a
     Markdown table (mean and 95th percentile per filter, and doing nothing for scale).
 
     \b
-    Example:
+    Examples:
+      instafilters fidelity
       instafilters fidelity --calibration ../shared/calibration
+      INSTAFILTERS_SHARED=/data/shared instafilters fidelity > fidelity.md
     """
     click.echo(format_report(calibration_report(calibration or calibration_dir())))

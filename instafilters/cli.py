@@ -68,8 +68,13 @@ def cli():
       instafilters list
       instafilters apply -f toaster photo.jpg toaster.jpg
       instafilters preview photo.jpg -o sheet.jpg
+      instafilters fit --before normal.jpg --after filtered.jpg --name myfilter -o my.yaml
+      instafilters fidelity
       instafilters build --src imagenet/ --out imagenet-ig/ --split val
       instafilters eval resnet50 --data imagenet-ig/ --clean imagenet/
+      instafilters eval resnet50 efficientnet_lite0 --clean imagenet/   # no build
+
+    Run `instafilters COMMAND --help` for each command's options and examples.
     """
 
 

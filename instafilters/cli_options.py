@@ -112,9 +112,10 @@ def split_names(text) -> str | None:
     return ",".join(names)
 
 
-def split_option(default=None, help="Only these top folders of the tree, e.g. val."):
+def split_option(default=None, help="Only these folders of the tree, e.g. val.",
+                 metavar="NAME[,NAME]"):
     return click.option("--split", default=default, show_default=default is not None,
-                        metavar="NAME[,NAME]", callback=lambda c, p, v: split_names(v),
+                        metavar=metavar, callback=lambda c, p, v: split_names(v),
                         help=help)
 
 

@@ -20,8 +20,9 @@ def list_command(filters, recipes, recipes_only):
     """List filters with aliases, description and calibration fidelity (mean CIEDE2000).
 
     \b
-    Example:
+    Examples:
       instafilters list --filters all
+      instafilters list --recipes my.yaml --filters myfilter,toaster
     """
     registry = registry_from(recipes, recipes_only)
     rows = []
@@ -48,8 +49,10 @@ def apply_command(filter_name, strength, quality, recipes, recipes_only, input_p
     """Apply one filter to one image; the output format follows OUTPUT's extension.
 
     \b
-    Example:
+    Examples:
       instafilters apply -f lordkelvin --strength 0.8 photo.jpg kelvin.png
+      instafilters apply -f toaster --quality 95 photo.jpg toaster.jpg
+      instafilters apply --recipes my.yaml -f myfilter photo.jpg out.jpg
     """
     registry = registry_from(recipes, recipes_only)
     compiled = registry[filter_name]
@@ -73,8 +76,9 @@ def preview_command(image_path, output, width, strength, filters, recipes, recip
     """Write a labelled contact sheet of IMAGE under every selected filter.
 
     \b
-    Example:
+    Examples:
       instafilters preview photo.jpg -o sheet.jpg --filters all
+      instafilters preview photo.jpg -o half.jpg --strength 0.5 --width 320
     """
     registry = registry_from(recipes, recipes_only)
     names = registry.select(filters)

@@ -34,7 +34,8 @@ def _jobs(ctx, param, value):
 @strengths_option
 @click.option("--resize", type=click.IntRange(8, MAX_RESIZE), default=None, metavar="SHORT",
               help="Resize the shorter side to SHORT pixels before filtering (small copies).")
-@split_option(help="Only these top folders of --src, e.g. val.")
+@split_option(help="Only these folders of --src (paths inside it, comma-separated), "
+                   "e.g. val or train/n01440764.")
 @limit_per_class_option
 @click.option("--shard", default=None, metavar="I/N",
               help="Process the I-th of N disjoint parts (I from 0), e.g. "

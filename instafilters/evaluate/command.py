@@ -47,7 +47,7 @@ def _results_file(ctx, param, value):
                    f"{DEFAULT_JPEG_QUALITY}); 'none' scores the raw filtered pixels.")
 @filters_option
 @recipe_options
-@split_option(default="auto",
+@split_option(default="auto", metavar="NAME",
               help="Subfolder to score in both trees ('auto': val/ if --clean has one, "
                    "else everything; '.': everything).")
 @strength_option(default=None,
@@ -80,15 +80,21 @@ def _results_file(ctx, param, value):
                    "(model, top1, top1_err, top5, top5_err, param_count, img_size, crop_pct, "
                    "interpolation, + set, top1_diff, top5_diff): FILE.csv or FILE.json.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
-              help="Write report.md, report.csv, report.json, top1.png and predictions.csv here.")
+              help="Write report.md, report.csv, report.json, top1.png and predictions.csv "
+                   "here (several models: one subfolder each, plus a comparison report and "
+                   "drop_heatmap.png).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+              show_default=True, help="auto: CUDA when available, else CPU.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Images per forward pass.")
 @click.option("--workers", type=click.IntRange(0), default=None,
-              help="Decoding processes [default: up to 16 on CUDA, cpus/4 on CPU].")
+              help="DataLoader processes that decode (and filter, without --data); 0: in "
+                   "the main process [default: the cores up to 16 on CUDA; a quarter of "
+                   "them, 1 to 4, on CPU].")
 @click.option("--amp/--no-amp", default=True, show_default=True,
               help="float16 autocast on CUDA (ignored on CPU).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="A progress bar in images/s on stderr, when it is a terminal.")
 def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_only, split,
                  strength, limit_per_class, labels_csv, weights_path, weights_tag, offline,
                  divergence, adapt, results_file, report_dir, device, batch_size, workers, amp,
@@ -111,6 +117,8 @@ def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_on
           --clean imagenet/ --adapt bn --results-file results.csv --report out/
       instafilters eval resnet50 --weights my_resnet50.pth --divergence layer4 \\
           --data imagenet-ig/ --clean imagenet/ --device cuda --batch-size 256
+      instafilters eval resnet50 resnet50=finetuned.pth --clean imagenet/ \\
+          --filters toaster,gotham --limit-per-class 10 --jpeg-quality none
     """
     from .models import _require_eval_extra
     _require_eval_extra()  # before any torch import: one line saying what to install

@@ -57,19 +57,25 @@ def _frame(value):
 @click.option("--hald-after", "hald_afters", multiple=True, type=click.Path(dir_okay=False),
               help="... and the filter's output of it, pixel aligned.")
 @click.option("--structure", type=click.Choice(list(STRUCTURES)), default="auto",
-              show_default=True, help="auto: the cheapest pipeline within 0.15 dE of the "
+              show_default=True, help="auto: the cheapest pipeline within 0.15 dE00 of the "
               "best; full: curves, matrix, curves, vignette and glow; simple: no vignettes.")
 @click.option("--frame", default=None, metavar="HxW",
               help="The pairs are the top-left part of an HxW frame the filter saw "
               "(e.g. crops of square app output: 1080x1080); vignettes are fitted in it.")
 def fit_command(befores, afters, name, output, halds, hald_afters, structure, frame):
-    """Fit a recipe (curves -> color matrix -> curves -> vignettes) to before/after pairs
-    and print the fidelity (CIEDE2000 of the compiled filter) on each pair.
+    """Fit a recipe (curves -> colour matrix -> curves, or vignettes and a glow in place of
+    the second curves) to before/after pairs and print the fidelity (CIEDE2000 of the
+    compiled filter) on each pair.
 
     \b
-    Example:
+    Examples:
       instafilters fit --before normal.jpg --after toaster.jpg --name mytoaster -o my.yaml
       instafilters apply --recipes my.yaml -f mytoaster photo.jpg out.jpg
+      instafilters fit --before a.jpg --after a-f.jpg --before b.jpg --after b-f.jpg \\
+          --hald hald.png --hald-after hald-f.jpg --structure simple --name myfilter
+      instafilters fit --before ../shared/calibration/instagram/Normal.jpg \\
+          --after ../shared/calibration/instagram/Toaster.jpg --frame 1080x1080 \\
+          --name mytoaster -o my.yaml
     """
     from ..io import atomic_write_bytes
     from ..recipe import SLUG, load_recipe_file

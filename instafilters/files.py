@@ -5,7 +5,7 @@ given as a photo or a recipe is refused at once instead of hanging on its first 
 device is never opened at all. The path is stat'ed first; the file is then opened
 non-blocking and checked again on the descriptor, so a path swapped for a FIFO between the
 two is still refused without blocking. Text is bounded in size and must be UTF-8; YAML is
-read without anchors and aliases (a "billion laughs" file expands 10 levels of aliases
+read without anchors and aliases or duplicate keys (a "billion laughs" file expands 10 levels of aliases
 into gigabytes) and with bounded nesting (100,000 '[' overflowed the composer's stack).
 """
 from __future__ import annotations
@@ -80,19 +80,30 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 3x fas
 
 def load_yaml(text: str):
     """yaml.safe_load, after a pass over the parser's events (cheap: no objects are built)
-    that refuses anchors, aliases and nesting deeper than MAX_YAML_DEPTH; raises
+    that refuses anchors, aliases, nesting deeper than MAX_YAML_DEPTH and a key given twice
+    in one mapping (PyYAML silently keeps the last: `{amount: 1.1, amount: 1.2}`); raises
     yaml.YAMLError with the line."""
-    depth = 0
+    frames: list = []  # per open collection: a mapping's keys seen so far, or None
+    key_next: list = []  # per open mapping: is its next node a key?
     for event in yaml.parse(text, Loader=_LOADER):
         problem = None
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             problem = "anchors and aliases (& and *) are not allowed"
-        elif isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
+        elif isinstance(event, yaml.NodeEvent) and frames and frames[-1] is not None:
+            if key_next[-1] and isinstance(event, yaml.ScalarEvent):
+                if event.value in frames[-1]:
+                    problem = f"duplicate key {event.value!r} (YAML would keep the last one)"
+                frames[-1].add(event.value)
+            key_next[-1] = not key_next[-1]
+        if isinstance(event, yaml.CollectionStartEvent):
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            frames.append(set() if mapping else None)
+            key_next.append(True)
+            if len(frames) > MAX_YAML_DEPTH:
                 problem = f"nested deeper than {MAX_YAML_DEPTH} levels"
         elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+            frames.pop()
+            key_next.pop()
         if problem:
             raise yaml.MarkedYAMLError(None, None, problem, event.start_mark)
     return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader

@@ -1,0 +1,30 @@
+"""A second sweep of hostile inputs (issue 7's "new cases of the same classes"): each case
+through the real CLI in a subprocess or on real files, bounded by a timeout."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_imagenet_tree
+from test_hostile_inputs import cli, ok, one_line_error
+
+
+# ---------------------------------------------------------------- recipe files
+@pytest.mark.parametrize("ops", ["{op: saturation, amount: 1.1, amount: 1.2}",
+                                 "{op: curves, r: [[0, 0], [255, 255]], r: [[0, 9], [255, 9]]}"])
+def test_a_key_given_twice_is_refused_not_silently_the_last(tmp_path, ops):
+    path = tmp_path / "dup.yaml"
+    path.write_text(f"filters:\n- name: x\n  description: d\n  ops:\n  - {ops}\n")
+    one_line_error(cli("list", "--recipes", path, "--recipes-only", timeout=20), path,
+                   "line 5: duplicate key")
+
+
+def test_a_recipe_file_with_a_bom_reads(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbffilters:\n- {name: bom, description: d, ops: "
+                     b"[{op: saturation, amount: 1}]}\n")
+    assert "bom" in ok(cli("list", "--recipes", path, "--recipes-only", "--filters", "all",
+                        timeout=20))

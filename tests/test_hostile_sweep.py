@@ -28,3 +28,21 @@ def test_a_recipe_file_with_a_bom_reads(tmp_path):
                      b"[{op: saturation, amount: 1}]}\n")
     assert "bom" in ok(cli("list", "--recipes", path, "--recipes-only", "--filters", "all",
                         timeout=20))
+
+
+# ---------------------------------------------------------------- paths
+def snapshot(root) -> dict:
+    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_out_on_a_source_folder_is_refused_not_silently_skipped(tmp_path):
+    """--out src/val (or a link to it) used to build 0 sources, exit 0, and leave a
+    .instafilters folder that hid val from every later build."""
+    src = tmp_path / "src"
+    write_imagenet_tree(src, splits=("val",), classes=1, per_class=1, extras=False)
+    (tmp_path / "link").symlink_to(src / "val")
+    before = snapshot(tmp_path)
+    for out in (src / "val", tmp_path / "link"):
+        one_line_error(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"),
+                       out, "already holds files")
+    assert snapshot(tmp_path) == before and not list(src.rglob(".instafilters"))

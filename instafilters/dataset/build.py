@@ -160,12 +160,18 @@ def _start(cfg: BuildConfig, hashes: dict, rid: str):
 def _check_paths(cfg: BuildConfig):
     """Never build out of or into an output tree (a folder holding .instafilters): its
     outputs would be filtered again, and the tree would grow on every run. --out inside
-    --src is fine: the walk skips it."""
+    --src is fine when it is new, empty or an output tree: the walk skips it, so sources in
+    it (--out src/val, or a link to it) would silently never be built."""
     if not cfg.src.is_dir():
         raise InstafiltersError(f"--src {cfg.src}: not a folder")
     src, out = os.path.realpath(cfg.src), os.path.realpath(cfg.out)
     if src == out or src.startswith(out + os.sep):
         raise InstafiltersError(f"--out {cfg.out} must not be --src or contain it")
+    if (out.startswith(src + os.sep) and os.path.isdir(out) and os.listdir(out)
+            and not os.path.isdir(os.path.join(out, mf.META_DIR))):
+        raise InstafiltersError(f"--out {cfg.out} is a folder of --src that already holds "
+                                f"files: they would never be built (the walk skips --out); "
+                                f"give a new or empty folder")
     tree = output_tree_of(src)
     if tree is not None:
         raise InstafiltersError(f"--src {cfg.src} is inside the build output {tree}: give the "

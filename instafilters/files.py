@@ -13,9 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
+from pathlib import Path
 
 import yaml
 
+from .errors import InstafiltersError
 from .paths import escape_name
 
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
@@ -72,6 +75,24 @@ def read_text(path, max_bytes: int) -> str:
     except UnicodeDecodeError as e:
         raise OSError(errno.EILSEQ, f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
                       f"{e.start})", str(path)) from None
+
+
+def check_writable(path, what: str = "") -> None:
+    """Fail now, naming `path`, if a file cannot be written there (a fit or an evaluation takes a while):
+    its nearest existing folder must be a folder we can create files in (missing folders
+    below it are created when writing). `what` names the option, e.g. '--results-file '."""
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InstafiltersError(f"{what}{path}: cannot write here: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InstafiltersError(f"{what}{path}: cannot write here: {e.strerror or e}"
+                                ) from None
 
 
 MAX_YAML_DEPTH = 32

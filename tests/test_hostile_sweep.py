@@ -46,3 +46,14 @@ def test_out_on_a_source_folder_is_refused_not_silently_skipped(tmp_path):
         one_line_error(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"),
                        out, "already holds files")
     assert snapshot(tmp_path) == before and not list(src.rglob(".instafilters"))
+
+
+# ---------------------------------------------------------------- output files of eval
+def test_results_file_in_a_bad_place_fails_before_inference(tmp_path, sample_dir):
+    (tmp_path / "afile").write_text("")
+    bad = tmp_path / "afile" / "r.csv"
+    err = one_line_error(cli("eval", "efficientnet_lite0", "--clean", sample_dir, "--filters",
+                             "toaster", "--limit-per-class", "1", "--no-progress",
+                             "--results-file", bad, timeout=120),
+                         f"--results-file {bad}: cannot write here")  # not after the run
+    assert "is not a folder" in err

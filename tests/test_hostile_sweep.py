@@ -57,3 +57,14 @@ def test_results_file_in_a_bad_place_fails_before_inference(tmp_path, sample_dir
                              "--results-file", bad, timeout=120),
                          f"--results-file {bad}: cannot write here")  # not after the run
     assert "is not a folder" in err
+
+
+# ---------------------------------------------------------------- option values
+def test_minus_zero_is_zero(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "o"
+    rels = write_imagenet_tree(src, splits=("val",), classes=1, per_class=1, extras=False)
+    ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1",
+           "--strength", "-0,0,1e-400,0.5"))
+    assert sorted(p.name for p in (out / "toaster").iterdir()) == ["0", "0.5"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.JPEG")) == [
+        f"toaster/{s}/{rels[0]}" for s in ("0", "0.5")]

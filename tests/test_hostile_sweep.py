@@ -66,5 +66,5 @@ def test_minus_zero_is_zero(tmp_path):
     ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1",
            "--strength", "-0,0,1e-400,0.5"))
     assert sorted(p.name for p in (out / "toaster").iterdir()) == ["0", "0.5"]
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.JPEG")) == [
-        f"toaster/{s}/{rels[0]}" for s in ("0", "0.5")]
+    assert {str(p.relative_to(out)) for p in out.rglob("*.JPEG")} == {
+        f"toaster/{s}/{rels[0]}" for s in ("0", "0.5")}

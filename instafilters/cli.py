@@ -6,6 +6,8 @@ torch, dask or the dataset machinery.
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 
 import click
@@ -51,9 +53,29 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except InstafiltersError as e:
             raise click.ClickException(str(e)) from None
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm preemption, `kill`, a container stop) stops a command as Ctrl-C does:
+    the same cleanup (workers stopped, markers released, no warnings from loky about
+    leaked folders), one line, exit 143. A second SIGTERM kills at once."""
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signum, signal.SIG_DFL)
+    if os.getpid() != _MAIN_PID:  # a forked child (a DataLoader worker): die as before
+        os.kill(os.getpid(), signum)
+        return
+    raise Terminated()
+
+
+_MAIN_PID = os.getpid()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
@@ -74,6 +96,10 @@ def cli():
 
 
 def main(argv=None):
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     return cli.main(args=argv, prog_name="instafilters")
 
 

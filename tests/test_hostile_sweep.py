@@ -68,3 +68,44 @@ def test_minus_zero_is_zero(tmp_path):
     assert sorted(p.name for p in (out / "toaster").iterdir()) == ["0", "0.5"]
     assert {str(p.relative_to(out)) for p in out.rglob("*.JPEG")} == {
         f"toaster/{s}/{rels[0]}" for s in ("0", "0.5")}
+
+
+# ---------------------------------------------------------------- signals
+def _build_args(src, out):
+    return [sys.executable, "-m", "instafilters.cli", "build", "--src", str(src), "--out",
+            str(out), "--filters", "all", "-j2", "--batch-size", "1"]
+
+
+def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path):
+    """Slurm preempts with SIGTERM: one line, exit 143, no loky warnings, no orphans."""
+    import signal
+    import time
+    src, out, ref = tmp_path / "src", tmp_path / "o", tmp_path / "ref"
+    write_imagenet_tree(src, splits=("val",), classes=2, per_class=10, size=(300, 225),
+                        extras=False)
+    proc = subprocess.Popen(_build_args(src, out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*/val/*/*.JPEG")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    err = err.decode(errors="replace")
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "Terminated." and "Warning" not in err, err
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    alive = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)], capture_output=True,
+                           text=True).stdout.split()
+    assert all(s.startswith("Z") for s in alive), alive  # no worker still running
+    written = len(list(out.rglob("*.JPEG")))
+    assert 0 < written < 20 * 41  # stopped mid-build
+    subprocess.run(_build_args(src, out), check=True, capture_output=True, timeout=120)
+    subprocess.run(_build_args(src, ref), check=True, capture_output=True, timeout=120)
+    assert not list(out.rglob(".instafilters-tmp-*"))
+    assert snapshot_rel(out) == snapshot_rel(ref)
+
+
+def snapshot_rel(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and ".instafilters" not in p.parts}

@@ -109,3 +109,30 @@ def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path):
 def snapshot_rel(root) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
             if p.is_file() and ".instafilters" not in p.parts}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds workers in /proc")
+def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path):
+    """kill -9 of one worker (what the out-of-memory killer does) ended in loky's
+    TerminatedWorkerError traceback."""
+    import time
+    src, out, ref = tmp_path / "src", tmp_path / "o", tmp_path / "ref"
+    write_imagenet_tree(src, splits=("val",), classes=2, per_class=10, size=(300, 225),
+                        extras=False)
+    proc = subprocess.Popen(_build_args(src, out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*/val/*/*.JPEG")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                          text=True).stdout.split()
+    workers = [k for k in kids if b"popen_loky" in open(f"/proc/{k}/cmdline", "rb").read()]
+    os.kill(int(workers[0]), 9)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode(errors="replace")
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("Error: a worker process died"), err
+    subprocess.run(_build_args(src, out), check=True, capture_output=True, timeout=120)
+    subprocess.run(_build_args(src, ref), check=True, capture_output=True, timeout=120)
+    assert not list(out.rglob(".instafilters-tmp-*"))
+    assert snapshot_rel(out) == snapshot_rel(ref)

@@ -136,3 +136,19 @@ def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path):
     subprocess.run(_build_args(src, ref), check=True, capture_output=True, timeout=120)
     assert not list(out.rglob(".instafilters-tmp-*"))
     assert snapshot_rel(out) == snapshot_rel(ref)
+
+
+# ---------------------------------------------------------------- images
+def test_every_image_extension_the_build_takes_can_be_written(tmp_path):
+    """.pgm was read as an image but had no output format: failed on every run."""
+    import numpy as np
+    from PIL import Image
+    from instafilters import io
+    assert all(io.format_for(f"x{ext}") for ext in io.IMAGE_EXTENSIONS)
+    src, out = tmp_path / "src", tmp_path / "o"
+    (src / "val" / "c").mkdir(parents=True)
+    grey = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(grey).save(src / "val" / "c" / "g.pgm")
+    ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
+    with Image.open(out / "toaster" / "val" / "c" / "g.pgm") as im:
+        assert (im.format, im.mode, im.size) == ("PPM", "RGB", (30, 20))

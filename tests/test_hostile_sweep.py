@@ -152,3 +152,42 @@ def test_every_image_extension_the_build_takes_can_be_written(tmp_path):
     ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
     with Image.open(out / "toaster" / "val" / "c" / "g.pgm") as im:
         assert (im.format, im.mode, im.size) == ("PPM", "RGB", (30, 20))
+
+
+# ---------------------------------------------------------------- transforms
+@pytest.mark.parametrize("kwargs", [
+    {"strength": "0.5"}, {"strength": True}, {"strength": (0.2, 0.5)}, {"jpeg_quality": True},
+])
+def test_insta_filter_refuses_odd_arguments_by_name(kwargs):
+    from instafilters.errors import InstafiltersError
+    from instafilters.transforms import InstaFilterCallable
+    with pytest.raises(InstafiltersError, match=next(iter(kwargs))):
+        InstaFilterCallable("toaster", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"p": "0.5"}, {"strength": (0.1, 0.5, 0.9)}, {"strength": ()}, {"strength": (0.9, 0.5)},
+    {"strength": (0.1, float("nan"))},
+])
+def test_random_insta_filter_refuses_odd_arguments_by_name(kwargs):
+    from instafilters.errors import InstafiltersError
+    from instafilters.transforms import RandomInstaFilterCallable
+    with pytest.raises(InstafiltersError, match=next(iter(kwargs))):
+        RandomInstaFilterCallable("toaster,lofi", **kwargs)
+
+
+def test_image_like_inputs_are_filtered_or_refused_never_passed_through():
+    """The v2 class passed a float HxWx3 array through unfiltered; an empty image raised
+    from OpenCV; a 0-d tensor strength raised 'iteration over a 0-d tensor'."""
+    import numpy as np
+    torch = pytest.importorskip("torch")
+    from instafilters.transforms import InstaFilter, RandomInstaFilter
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    f = InstaFilter("toaster", strength=torch.tensor(0.5))
+    assert f.strength == 0.5 and RandomInstaFilter(strength=torch.tensor([0.1, 0.5])).strength \
+        == (pytest.approx(0.1), 0.5)
+    with pytest.raises(ValueError, match="uint8"):
+        f(rgb.astype(np.float32) / 255)
+    assert f(np.zeros((0, 0, 3), np.uint8)).shape == (0, 0, 3)
+    labels = np.array([1.0, 2.0])
+    assert f((rgb, labels))[1] is labels  # not an image: passes through

@@ -191,3 +191,23 @@ def test_image_like_inputs_are_filtered_or_refused_never_passed_through():
     assert f(np.zeros((0, 0, 3), np.uint8)).shape == (0, 0, 3)
     labels = np.array([1.0, 2.0])
     assert f((rgb, labels))[1] is labels  # not an image: passes through
+
+
+# ---------------------------------------------------------------- datasets
+def test_dataset_split_and_root_stay_clean(tmp_path):
+    """InstagramImageNet(split='..' or '/etc') read outside its root; a build output given as
+    the clean root was filtered a second time, silently."""
+    from instafilters.datasets import InstagramImageNet
+    from instafilters.errors import InstafiltersError
+    src, out = tmp_path / "src", tmp_path / "o"
+    write_imagenet_tree(src, splits=("val",), classes=1, per_class=1, extras=False)
+    for split in ("..", "/etc", "val/../.."):
+        with pytest.raises(InstafiltersError, match="without '..'"):
+            InstagramImageNet(src, "toaster", split=split)
+    assert len(InstagramImageNet(src, "toaster", split="./val/")) == 1
+    ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
+    for root in (out, out / "toaster"):
+        with pytest.raises(InstafiltersError, match="inside the build output"):
+            InstagramImageNet(root, "toaster", split=None)
+    one_line_error(cli("eval", "efficientnet_lite0", "--clean", out / "toaster", "--filters",
+                       "toaster", "--no-progress"), "inside the build output")

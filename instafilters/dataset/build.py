@@ -21,7 +21,7 @@ from . import manifest as mf
 from .backends import clean_stale_shm, dask_client, run_batches
 from .lock import MARKER_PREFIX, OutLock
 from .plan import Shard, batches, iter_temporaries
-from ..tree import walk
+from ..tree import output_tree_of, walk
 from .progress import Progress, Summary
 from .worker import DONE, FAILED, SKIPPED, TEMP_SUFFIX, Job, Target, resize_short, valid
 
@@ -180,17 +180,6 @@ def _check_paths(cfg: BuildConfig):
     if tree is not None:
         raise InstafiltersError(f"--out {cfg.out} is inside the build output {tree}: give a "
                                 f"folder outside it")
-
-
-def output_tree_of(path: str) -> str | None:
-    """The nearest folder at or above `path` that is a build output, if any."""
-    while True:
-        if os.path.isdir(os.path.join(path, mf.META_DIR)):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
 
 
 def _sources(cfg: BuildConfig, sizes: bool = False):

@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import InstafiltersError
+from .files import one_line
 
 # name -> (module:attribute, one-line help shown by `instafilters --help` without importing)
 LAZY_COMMANDS = {
@@ -52,7 +53,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InstafiltersError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(one_line(str(e))) from None
         except Terminated:
             click.echo("Terminated.", err=True)
             sys.exit(128 + signal.SIGTERM)

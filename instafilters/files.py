@@ -58,6 +58,15 @@ def display(path) -> str:
     return "'" + escape_name(text) + "'"
 
 
+def one_line(text: str) -> str:
+    """A message made one line: each character that is not printable (a newline or tab in a
+    path, an undecodable byte) written as paths.escape_name writes it (\\xNN). cli.py applies
+    it to every error, so no path inside a message can split it or forge a second line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else escape_name(c) for c in text)
+
+
 def why(e: OSError) -> str:
     """'no such file or directory', 'a FIFO, not a regular file', ...: for one-line errors."""
     text = e.strerror or str(e)

@@ -211,3 +211,19 @@ def test_dataset_split_and_root_stay_clean(tmp_path):
             InstagramImageNet(root, "toaster", split=None)
     one_line_error(cli("eval", "efficientnet_lite0", "--clean", out / "toaster", "--filters",
                        "toaster", "--no-progress"), "inside the build output")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse non-UTF-8 names")
+def test_paths_with_any_bytes_never_split_an_error_or_log_line(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "o"
+    write_imagenet_tree(src, splits=("val",), classes=1, per_class=1, extras=False)
+    ok(cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j1"))
+    for name, shown in [(b"bad\nname", "bad\\x0aname"), (b"x\xff\t", "x\\xff\\x09")]:
+        inner = out / os.fsdecode(name)  # --out inside an output tree: refused
+        err = one_line_error(cli("build", "--src", src, "--out", inner, "--filters", "toaster"),
+                             "is inside the build output")
+        assert shown in err
+    fresh = tmp_path / "new\nout"
+    proc = cli("build", "--src", src, "--out", fresh, "--filters", "toaster", "-j1")
+    assert proc.returncode == 0 and b"into '" + os.fsencode(str(tmp_path)) + b"/new\\x0aout'" \
+        in proc.stderr, proc.stderr

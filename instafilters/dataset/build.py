@@ -16,6 +16,7 @@ from typing import Callable
 
 from .. import io
 from ..errors import InstafiltersError, writing
+from ..files import display
 from ..paths import clean_rel, escape_name, inside, strength_folder
 from . import manifest as mf
 from .backends import clean_stale_shm, dask_client, run_batches
@@ -231,7 +232,7 @@ def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progr
     jobs = cfg.jobs
     size = cfg.batch_size or max(1, min(MAX_BATCH, summary.sources // max(1, jobs * 8)))
     say(f"building {summary.sources} sources x {len(job.targets)} outputs "
-        f"({', '.join(t.key for t in job.targets)}) into {cfg.out} with "
+        f"({', '.join(t.key for t in job.targets)}) into {display(cfg.out)} with "
         f"{'dask ' + str(cfg.scheduler) if cfg.backend == 'dask' else f'{jobs} job(s)'}, "
         f"batches of {size}")
     work = batches((e.rel for e in _sources(cfg) if e.is_image), size)

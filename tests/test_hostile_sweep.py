@@ -227,3 +227,16 @@ def test_paths_with_any_bytes_never_split_an_error_or_log_line(tmp_path):
     proc = cli("build", "--src", src, "--out", fresh, "--filters", "toaster", "-j1")
     assert proc.returncode == 0 and b"into '" + os.fsencode(str(tmp_path)) + b"/new\\x0aout'" \
         in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("value,fragment", [("1e-1", None), ("2E0", None),
+                                            ("1e400", "got inf"), ("'1e-1'", "got '1e-1'")])
+def test_exponent_numbers_read_as_numbers_quoted_ones_stay_strings(tmp_path, value, fragment):
+    path = tmp_path / "e.yaml"
+    path.write_text(f"filters:\n- {{name: x, description: d, ops: [{{op: saturation, "
+                    f"amount: {value}}}]}}\n")
+    result = cli("list", "--recipes", path, "--recipes-only", "--filters", "all", timeout=20)
+    if fragment is None:
+        assert "x " in ok(result)
+    else:
+        one_line_error(result, "field 'amount'", fragment)

@@ -240,3 +240,22 @@ def test_exponent_numbers_read_as_numbers_quoted_ones_stay_strings(tmp_path, val
         assert "x " in ok(result)
     else:
         one_line_error(result, "field 'amount'", fragment)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_link_in_out_into_src_never_overwrites_a_source(tmp_path, jobs):
+    """<out>/toaster -> the source tree: every 'output' was a source, replaced, exit 0."""
+    src, out = tmp_path / "src", tmp_path / "o"
+    write_imagenet_tree(src, splits=("val",), classes=1, per_class=2, extras=False)
+    out.mkdir()
+    (out / "toaster").symlink_to(src, target_is_directory=True)
+    before = snapshot(src)
+    for extra in ([], ["--overwrite"]):
+        result = cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j", jobs,
+                     *extra)
+        err = result.stderr.decode(errors="replace")
+        assert result.returncode == 1 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].endswith("refusing to write over the sources"), err
+    assert snapshot(src) == before
+    # --out inside --src stays fine: its folders resolve into --out
+    ok(cli("build", "--src", src, "--out", src / "built", "--filters", "toaster", "-j", jobs))

@@ -259,3 +259,30 @@ def test_a_link_in_out_into_src_never_overwrites_a_source(tmp_path, jobs):
     assert snapshot(src) == before
     # --out inside --src stays fine: its folders resolve into --out
     ok(cli("build", "--src", src, "--out", src / "built", "--filters", "toaster", "-j", jobs))
+
+
+# ---------------------------------------------------------------- labels CSV
+@pytest.mark.parametrize("content,fragment", [
+    (b"path,accepted_classes\nval/a.JPEG\n", "line 2: accepted_classes"),  # short row
+    (b"path,accepted_classes\n\xff\xfe,1\n", "not UTF-8"),
+    (b"path,accepted_classes\nval/a.JPEG,1\nval/a.JPEG,2\n", "line 3: 'val/a.JPEG' is listed"),
+    (None, "a FIFO, not a regular file"),  # hung forever
+])
+def test_labels_csv_problems_are_one_line(tmp_path, content, fragment):
+    from instafilters.errors import InstafiltersError
+    from instafilters.evaluate.labels import read_accepted_labels
+    path = tmp_path / "labels.csv"
+    if content is None:
+        os.mkfifo(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InstafiltersError, match=fragment) as info:
+        read_accepted_labels(path)
+    assert str(path) in str(info.value)
+
+
+def test_labels_csv_with_a_bom_reads(tmp_path):
+    from instafilters.evaluate.labels import read_accepted_labels
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"\xef\xbb\xbfpath,accepted_classes\nval/n1/a.JPEG,1 2\n")
+    assert read_accepted_labels(path) == {"val/n1/a": [1, 2]}

@@ -286,3 +286,13 @@ def test_labels_csv_with_a_bom_reads(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_bytes(b"\xef\xbb\xbfpath,accepted_classes\nval/n1/a.JPEG,1 2\n")
     assert read_accepted_labels(path) == {"val/n1/a": [1, 2]}
+
+
+def test_preview_of_a_one_pixel_wide_image_is_small_and_quick(tmp_path):
+    """A 1x20000 image made 240x4,800,000 tiles: gigabytes, then MemoryError."""
+    from PIL import Image
+    src, out = tmp_path / "tall.png", tmp_path / "sheet.jpg"
+    Image.new("RGB", (1, 20000), (90, 120, 150)).save(src)
+    ok(cli("preview", src, "-o", out, "--filters", "toaster,lofi", timeout=30))
+    with Image.open(out) as im:
+        assert im.height < 2000 and im.width < 1000, im.size

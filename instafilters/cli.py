@@ -5,6 +5,7 @@ torch, dask or the dataset machinery.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
@@ -54,12 +55,21 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except InstafiltersError as e:
             raise click.ClickException(one_line(str(e))) from None
+        except OSError as e:
+            if e.filename is not None or e.errno not in _STREAM_ERRNOS:
+                raise  # a file's error escaping an InstafiltersError is a bug: show it
+            # stdout is a full disk (> /dev/full) or a dead terminal
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error
+            raise click.ClickException(f"cannot write the output: {e.strerror}") from None
         except Terminated:
             click.echo("Terminated.", err=True)
             sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+
+
+_STREAM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}  # EPIPE: click exits quietly
 
 
 class Terminated(KeyboardInterrupt):

@@ -296,3 +296,12 @@ def test_preview_of_a_one_pixel_wide_image_is_small_and_quick(tmp_path):
     ok(cli("preview", src, "-o", out, "--filters", "toaster,lofi", timeout=30))
     with Image.open(out) as im:
         assert im.height < 2000 and im.width < 1000, im.size
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_on_a_full_disk_is_one_line(tmp_path):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "instafilters.cli", "list"], stdout=full,
+                              stderr=subprocess.PIPE, timeout=20)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == "Error: cannot write the output: No space left on device\n"

@@ -42,7 +42,7 @@ def strength_value(text) -> float:
         raise click.BadParameter(f"expected a number in [0, 1], got {text!r}") from None
     if not math.isfinite(s) or not 0.0 <= s <= 1.0:
         raise click.BadParameter(f"expected a number in [0, 1], got {text!r}")
-    return s
+    return s + 0.0  # -0 -> 0: '-0,0' made two folders, '-0' and '0', of the same images
 
 
 def strength_list(values) -> tuple:

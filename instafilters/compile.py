@@ -203,6 +203,8 @@ class CompiledFilter:
             out = np.empty_like(img)
         elif out.shape != img.shape or out.dtype != np.uint8 or np.shares_memory(out, img):
             raise ValueError("out must be a separate uint8 array of the image's shape")
+        if img.size == 0:  # an empty image filters to an empty image (OpenCV would raise)
+            return out
         run(self.steps if strength > 0.0 else [], img, out)
         if 0.0 < strength < 1.0:
             cv2.addWeighted(img, 1.0 - strength, out, strength, 0.0, dst=out)

@@ -5,17 +5,21 @@ given as a photo or a recipe is refused at once instead of hanging on its first 
 device is never opened at all. The path is stat'ed first; the file is then opened
 non-blocking and checked again on the descriptor, so a path swapped for a FIFO between the
 two is still refused without blocking. Text is bounded in size and must be UTF-8; YAML is
-read without anchors and aliases (a "billion laughs" file expands 10 levels of aliases
+read without anchors and aliases or duplicate keys (a "billion laughs" file expands 10 levels of aliases
 into gigabytes) and with bounded nesting (100,000 '[' overflowed the composer's stack).
 """
 from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+import tempfile
+from pathlib import Path
 
 import yaml
 
+from .errors import InstafiltersError
 from .paths import escape_name
 
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
@@ -55,6 +59,15 @@ def display(path) -> str:
     return "'" + escape_name(text) + "'"
 
 
+def one_line(text: str) -> str:
+    """A message made one line: each character that is not printable (a newline or tab in a
+    path, an undecodable byte) written as paths.escape_name writes it (\\xNN). cli.py applies
+    it to every error, so no path inside a message can split it or forge a second line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else escape_name(c) for c in text)
+
+
 def why(e: OSError) -> str:
     """'no such file or directory', 'a FIFO, not a regular file', ...: for one-line errors."""
     text = e.strerror or str(e)
@@ -74,25 +87,64 @@ def read_text(path, max_bytes: int) -> str:
                       f"{e.start})", str(path)) from None
 
 
+def check_writable(path, what: str = "") -> None:
+    """Fail now, naming `path`, if a file cannot be written there (a fit or an evaluation takes a while):
+    its nearest existing folder must be a folder we can create files in (missing folders
+    below it are created when writing). `what` names the option, e.g. '--results-file '."""
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InstafiltersError(f"{what}{path}: cannot write here: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InstafiltersError(f"{what}{path}: cannot write here: {e.strerror or e}"
+                                ) from None
+
+
 MAX_YAML_DEPTH = 32
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 3x faster
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: about 3x faster
+    """The safe loader, reading `1e-3` and `2E5` as numbers as YAML 1.2 and JSON do (YAML
+    1.1 needs a '.', so `amount: 1e-1` was the string '1e-1', refused as not a number)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+_LOADER = _Loader
 
 
 def load_yaml(text: str):
     """yaml.safe_load, after a pass over the parser's events (cheap: no objects are built)
-    that refuses anchors, aliases and nesting deeper than MAX_YAML_DEPTH; raises
+    that refuses anchors, aliases, nesting deeper than MAX_YAML_DEPTH and a key given twice
+    in one mapping (PyYAML silently keeps the last: `{amount: 1.1, amount: 1.2}`); raises
     yaml.YAMLError with the line."""
-    depth = 0
+    frames: list = []  # per open collection: a mapping's keys seen so far, or None
+    key_next: list = []  # per open mapping: is its next node a key?
     for event in yaml.parse(text, Loader=_LOADER):
         problem = None
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             problem = "anchors and aliases (& and *) are not allowed"
-        elif isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
+        elif isinstance(event, yaml.NodeEvent) and frames and frames[-1] is not None:
+            if key_next[-1] and isinstance(event, yaml.ScalarEvent):
+                if event.value in frames[-1]:
+                    problem = f"duplicate key {event.value!r} (YAML would keep the last one)"
+                frames[-1].add(event.value)
+            key_next[-1] = not key_next[-1]
+        if isinstance(event, yaml.CollectionStartEvent):
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            frames.append(set() if mapping else None)
+            key_next.append(True)
+            if len(frames) > MAX_YAML_DEPTH:
                 problem = f"nested deeper than {MAX_YAML_DEPTH} levels"
         elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+            frames.pop()
+            key_next.pop()
         if problem:
             raise yaml.MarkedYAMLError(None, None, problem, event.start_mark)
     return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader

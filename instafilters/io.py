@@ -26,12 +26,15 @@ from .files import display, open_regular, why
 ORIENTATION_TAG = 0x0112
 # Decompression-bomb guard: a real photo is far below this (ImageNet's largest is ~ 40 MP).
 MAX_PIXELS = 178_956_970  # Pillow's own default, made explicit and an error, not a warning
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
-                              ".ppm", ".pgm", ".gif"})
 TEMP_PREFIX = ".instafilters-tmp-"
 DEFAULT_JPEG_QUALITY = 90
+# Output format by extension. A .pgm is written as a colour netpbm file (P6: a filter's
+# output has colour; readers go by the magic number, not the name).
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
-            ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".gif": "GIF"}
+            ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM", ".gif": "GIF"}
+# Every name a build takes for an image can be written back under the same name: the two
+# lists disagreed once, and every .pgm source failed on every run.
+IMAGE_EXTENSIONS = frozenset(_FORMATS)
 
 
 # Largest side each encoder can write (libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes,

@@ -17,10 +17,17 @@ def _font(size=15):
         return ImageFont.load_default()
 
 
+MAX_ASPECT = 3  # a tile is at most 3 times as tall as --width
+
+
 def thumbnail(rgb: np.ndarray, width: int) -> np.ndarray:
+    """`rgb` scaled to `width` pixels wide, or narrower when that would make it more than
+    MAX_ASPECT * width tall: a 1x20000 image made 240x4,800,000 tiles (3.5 GB, then
+    MemoryError)."""
     h, w = rgb.shape[:2]
-    height = max(1, round(h * width / w))
-    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
+    scale = min(width / w, MAX_ASPECT * width / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
 
 
 def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int | None = None,

@@ -127,13 +127,41 @@ def apply_to(image, fn):
                     f"{type(image).__name__}")
 
 
-def _check(strength, jpeg_quality):
-    lo, hi = (strength, strength) if np.isscalar(strength) else tuple(strength)
-    if not 0.0 <= float(lo) <= float(hi) <= 1.0:
-        raise InstafiltersError(f"strength must be in [0, 1] (or a range lo <= hi in it), "
+def _unit(value, what: str) -> float:
+    """A number in [0, 1] (a Python, numpy or 0-d torch number); bools, strings, NaN and
+    anything with more than one value are refused by name."""
+    if isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0:
+        raise InstafiltersError(f"{what} must be a number in [0, 1], got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InstafiltersError(f"{what} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise InstafiltersError(f"{what} must be a number in [0, 1], got {value!r}")
+    return number + 0.0  # -0 -> 0
+
+
+def _strengths(strength, fixed: bool) -> tuple:
+    """(lo, hi) from a strength, or for RandomInstaFilter a range (lo, hi) with lo <= hi."""
+    if isinstance(strength, (str, bytes)) or np.ndim(strength) == 0:
+        s = _unit(strength, "strength")
+        return s, s
+    if fixed:
+        raise InstafiltersError(f"strength must be a number in [0, 1], got {strength!r} (a "
+                                f"range (lo, hi) is RandomInstaFilter's)")
+    values = list(strength)
+    if len(values) != 2:
+        raise InstafiltersError(f"strength must be a number in [0, 1] or a range (lo, hi), "
                                 f"got {strength!r}")
-    if jpeg_quality is not None and not (isinstance(jpeg_quality, (int, np.integer))
-                                         and 1 <= jpeg_quality <= 100):
+    lo, hi = (_unit(v, "strength") for v in values)
+    if lo > hi:
+        raise InstafiltersError(f"strength range must have lo <= hi, got {strength!r}")
+    return lo, hi
+
+
+def _check(jpeg_quality):
+    if jpeg_quality is not None and (isinstance(jpeg_quality, bool) or not (
+            isinstance(jpeg_quality, (int, np.integer)) and 1 <= jpeg_quality <= 100)):
         raise InstafiltersError(f"jpeg_quality must be an integer 1-100 or None, got "
                                 f"{jpeg_quality!r}")
 
@@ -146,10 +174,11 @@ class InstaFilterCallable:
 
     def __init__(self, filter: str, strength: float = 1.0, jpeg_quality: int | None = None,
                  recipes=None, recipes_only: bool = False):
-        _check(strength, jpeg_quality)
+        _check(jpeg_quality)
+        self.strength = _strengths(strength, fixed=True)[0]
         (self.filter,), self.recipes = select_filters([filter], recipes, recipes_only)
         self.recipes_only = bool(recipes_only)
-        self.strength, self.jpeg_quality = float(strength), jpeg_quality
+        self.jpeg_quality = jpeg_quality
 
     @property
     def compiled(self):
@@ -184,13 +213,11 @@ class RandomInstaFilterCallable:
     def __init__(self, filters="paper", strength=(0.5, 1.0), p: float = 1.0,
                  jpeg_quality: int | None = None, recipes=None, recipes_only: bool = False,
                  seed: int = 0):
-        _check(strength, jpeg_quality)
-        if not 0.0 <= p <= 1.0:
-            raise InstafiltersError(f"p must be in [0, 1], got {p!r}")
+        _check(jpeg_quality)
+        self.strength, self.p = _strengths(strength, fixed=False), _unit(p, "p")
         self.filters, self.recipes = select_filters(filters, recipes, recipes_only)
         self.recipes_only = bool(recipes_only)
-        lo, hi = (strength, strength) if np.isscalar(strength) else tuple(strength)
-        self.strength, self.p, self.jpeg_quality = (float(lo), float(hi)), float(p), jpeg_quality
+        self.jpeg_quality = jpeg_quality
         self.seed, self._numpy_rng = seed, None
 
     def draw(self) -> dict:
@@ -246,11 +273,13 @@ def _v2_classes() -> dict:
     from torchvision.transforms import v2
     from torchvision.transforms.v2._utils import is_pure_tensor
 
-    def is_rgb_array(x):
-        return isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 3 and \
-            x.shape[2] == 3
+    def is_image_array(x):
+        """HxWxC arrays (C <= 4) are images: one that is not HxWx3/4 uint8 (a float image)
+        is refused by load_rgb rather than passed through unfiltered; other arrays
+        (labels, 2-D masks) pass through as v2 does with types it does not know."""
+        return isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[2] <= 4
 
-    types = (tv_tensors.Image, PIL.Image.Image, is_pure_tensor, is_rgb_array)
+    types = (tv_tensors.Image, PIL.Image.Image, is_pure_tensor, is_image_array)
 
     def as_v2(name, base, **methods):
         """`base` with v2.Transform's call protocol: torchvision finds the images among the

@@ -46,6 +46,20 @@ def split_roots(src: Path, split: str | None) -> list[str]:
     return roots
 
 
+def output_tree_of(path) -> str | None:
+    """The nearest folder at or above `path` that is a build output (holds META_DIR), if
+    any: build refuses one as --src, eval and InstagramImageNet as the clean tree (its
+    images would be filtered a second time)."""
+    path = os.fspath(path)
+    while True:
+        if os.path.isdir(os.path.join(path, META_DIR)):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
 def walk(src, split: str | None = None, limit_per_class: int | None = None,
          exclude: Iterable = (), sizes: bool = False) -> Iterator[Entry]:
     """Every regular file under `src` (or its --split folders), depth first, names sorted.

@@ -36,9 +36,17 @@ def run_batches(job: Job, work: Iterator[list], jobs: int, backend: str = "loky"
                                 return_as="generator_unordered")(tasks)
         return
     os.environ[OWNER_ENV] = str(os.getpid())  # the workers' guard: see worker.guard_worker
-    # max_nbytes=None: tasks carry no large arrays, so nothing is memory-mapped
-    yield from Parallel(n_jobs=jobs, backend="loky", batch_size=1, pre_dispatch="2*n_jobs",
-                        max_nbytes=None, return_as="generator_unordered")(tasks)
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+    try:
+        # max_nbytes=None: tasks carry no large arrays, so nothing is memory-mapped
+        yield from Parallel(n_jobs=jobs, backend="loky", batch_size=1, pre_dispatch="2*n_jobs",
+                            max_nbytes=None, return_as="generator_unordered")(tasks)
+    except TerminatedWorkerError as e:  # the OOM killer, a kill -9: not one source's fault
+        codes = re.search(r"exit codes of the workers are (\{[^}]*\})", str(e))
+        raise InstafiltersError(
+            f"a worker process died{' (exit ' + codes[1] + ')' if codes else ''}, often the "
+            f"out-of-memory killer (fewer --jobs use less memory); what was written is kept: "
+            f"rerun the same command to resume") from None
 
 
 def clean_stale_shm(directory: str = SHM) -> int:

@@ -16,12 +16,13 @@ from typing import Callable
 
 from .. import io
 from ..errors import InstafiltersError, writing
+from ..files import display
 from ..paths import clean_rel, escape_name, inside, strength_folder
 from . import manifest as mf
 from .backends import clean_stale_shm, dask_client, run_batches
 from .lock import MARKER_PREFIX, OutLock
 from .plan import Shard, batches, iter_temporaries
-from ..tree import walk
+from ..tree import output_tree_of, walk
 from .progress import Progress, Summary
 from .worker import DONE, FAILED, SKIPPED, TEMP_SUFFIX, Job, Target, resize_short, valid
 
@@ -160,12 +161,18 @@ def _start(cfg: BuildConfig, hashes: dict, rid: str):
 def _check_paths(cfg: BuildConfig):
     """Never build out of or into an output tree (a folder holding .instafilters): its
     outputs would be filtered again, and the tree would grow on every run. --out inside
-    --src is fine: the walk skips it."""
+    --src is fine when it is new, empty or an output tree: the walk skips it, so sources in
+    it (--out src/val, or a link to it) would silently never be built."""
     if not cfg.src.is_dir():
         raise InstafiltersError(f"--src {cfg.src}: not a folder")
     src, out = os.path.realpath(cfg.src), os.path.realpath(cfg.out)
     if src == out or src.startswith(out + os.sep):
         raise InstafiltersError(f"--out {cfg.out} must not be --src or contain it")
+    if (out.startswith(src + os.sep) and os.path.isdir(out) and os.listdir(out)
+            and not os.path.isdir(os.path.join(out, mf.META_DIR))):
+        raise InstafiltersError(f"--out {cfg.out} is a folder of --src that already holds "
+                                f"files: they would never be built (the walk skips --out); "
+                                f"give a new or empty folder")
     tree = output_tree_of(src)
     if tree is not None:
         raise InstafiltersError(f"--src {cfg.src} is inside the build output {tree}: give the "
@@ -174,17 +181,6 @@ def _check_paths(cfg: BuildConfig):
     if tree is not None:
         raise InstafiltersError(f"--out {cfg.out} is inside the build output {tree}: give a "
                                 f"folder outside it")
-
-
-def output_tree_of(path: str) -> str | None:
-    """The nearest folder at or above `path` that is a build output, if any."""
-    while True:
-        if os.path.isdir(os.path.join(path, mf.META_DIR)):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
 
 
 def _sources(cfg: BuildConfig, sizes: bool = False):
@@ -236,7 +232,7 @@ def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progr
     jobs = cfg.jobs
     size = cfg.batch_size or max(1, min(MAX_BATCH, summary.sources // max(1, jobs * 8)))
     say(f"building {summary.sources} sources x {len(job.targets)} outputs "
-        f"({', '.join(t.key for t in job.targets)}) into {cfg.out} with "
+        f"({', '.join(t.key for t in job.targets)}) into {display(cfg.out)} with "
         f"{'dask ' + str(cfg.scheduler) if cfg.backend == 'dask' else f'{jobs} job(s)'}, "
         f"batches of {size}")
     work = batches((e.rel for e in _sources(cfg) if e.is_image), size)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import io
 from ..errors import ImageError, OutputError
+from ..files import display
 from ..paths import inside
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -109,7 +110,33 @@ def process_batch(job: Job, rels: list) -> list:
 
 
 def output_paths(job: Job, rel: str) -> list:
-    return [inside(job.out, f"{t.key}/{rel}", "output") for t in job.targets]
+    outs = [inside(job.out, f"{t.key}/{rel}", "output") for t in job.targets]
+    for path in outs:
+        _check_folder(job, os.path.dirname(path))
+    return outs
+
+
+_CHECKED: dict = {}  # (src, out) -> their real paths, and output folders already checked
+
+
+def _check_folder(job: Job, folder: str) -> None:
+    """`inside` checks names; this checks where an output folder really is. A symlink
+    made in --out (<out>/toaster -> the source tree) led every write over the sources,
+    exit 0. A folder that resolves into --src (and not into --out, which may lie in --src)
+    stops the run. Each folder is resolved once per process."""
+    if folder in _CHECKED:
+        return
+    if len(_CHECKED) > 100_000:
+        _CHECKED.clear()
+    roots = _CHECKED.get((job.src, job.out))
+    if roots is None:
+        roots = _CHECKED[(job.src, job.out)] = (os.path.realpath(job.src) + os.sep,
+                                                os.path.realpath(job.out) + os.sep)
+    real = os.path.realpath(folder) + os.sep
+    if real.startswith(roots[0]) and not real.startswith(roots[1]):
+        raise OutputError(f"{display(folder)} leads into --src ({display(real[:-1])}) through "
+                          f"a symbolic link: refusing to write over the sources")
+    _CHECKED[folder] = True
 
 
 def valid(path: str, since: float) -> bool:

@@ -12,6 +12,7 @@ import click
 from ..cli_options import (filters_option, limit_per_class_option, recipe_options,
                            split_option, strength_option)
 from ..errors import InstafiltersError
+from ..files import check_writable
 from ..io import DEFAULT_JPEG_QUALITY
 
 
@@ -143,6 +144,8 @@ def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_on
         except OSError as e:
             raise click.BadParameter(f"cannot create {report_dir} ({e.strerror or e})",
                                      param_hint="--report") from None
+    if results_file:
+        check_writable(results_file, "--results-file ")
     quality = {None: DEFAULT_JPEG_QUALITY, "none": None}.get(jpeg_quality, jpeg_quality)
     summaries = evaluate_many(
         models, data, clean, filters, split=split, strength=strength,

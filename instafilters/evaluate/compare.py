@@ -71,6 +71,7 @@ def write_results_file(summaries: list[dict], path) -> Path:
     path = Path(path)
     rows = results_rows(summaries)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as --report does
         if path.suffix.lower() == ".json":
             path.write_text(json.dumps(rows, indent=2) + "\n")
         else:

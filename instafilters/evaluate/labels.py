@@ -9,12 +9,14 @@ No torch here.
 from __future__ import annotations
 
 import csv
+import io
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..errors import InstafiltersError
+from ..files import display, read_text, why
 from .metrics import UNLABELLED
 
 WNIDS_FILE = Path(__file__).resolve().parent.parent / "data" / "imagenet_wnids.txt"
@@ -40,30 +42,39 @@ def image_key(relpath) -> str:
     return str(p.with_suffix("")) if p.suffix else str(p)
 
 
+MAX_LABELS_BYTES = 256 * 2**20  # ImageNet's train split, one row per image, is ~60 MB
+
+
 def read_accepted_labels(path) -> dict[str, list[int]]:
-    """A labels CSV (`path`, `accepted_classes` = space-separated indices 0-999) -> key -> list."""
+    """A labels CSV (`path`, `accepted_classes` = space-separated indices 0-999) -> key -> list.
+    Read as every user file is (files.read_text: regular, bounded, UTF-8; a FIFO hung here),
+    a leading BOM (Excel's CSV) dropped; a short row or a path given twice is an error."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-            columns = rows[0].keys() if rows else []
+        text = read_text(path, MAX_LABELS_BYTES)
     except OSError as e:
-        raise InstafiltersError(f"{path}: cannot read labels ({e.strerror or e})") from None
-    missing = {"path", "accepted_classes"} - set(columns)
+        raise InstafiltersError(f"{display(path)}: cannot read labels ({why(e)})") from None
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    rows = list(reader)
+    missing = {"path", "accepted_classes"} - set(reader.fieldnames or [])
     if missing:
-        raise InstafiltersError(f"{path}: expected columns 'path' and 'accepted_classes', "
-                                f"missing {', '.join(sorted(missing))}")
+        raise InstafiltersError(f"{display(path)}: expected columns 'path' and "
+                                f"'accepted_classes', missing {', '.join(sorted(missing))}")
     accepted = {}
     for line, row in enumerate(rows, start=2):
+        value = row["accepted_classes"] or ""
         try:
-            classes = [int(c) for c in row["accepted_classes"].split()]
+            classes = [int(c) for c in value.split()]
         except ValueError:
             classes = [-1]
         if not classes or not all(0 <= c < 1000 for c in classes):
-            raise InstafiltersError(f"{path}, line {line}: accepted_classes must be "
-                                    f"space-separated class indices 0-999, got "
-                                    f"{row['accepted_classes']!r}")
-        accepted[image_key(row["path"])] = classes
+            raise InstafiltersError(f"{display(path)}, line {line}: accepted_classes must be "
+                                    f"space-separated class indices 0-999, got {value!r}")
+        key = image_key(row["path"] or "")
+        if key in accepted:
+            raise InstafiltersError(f"{display(path)}, line {line}: {row['path']!r} is listed "
+                                    f"twice")
+        accepted[key] = classes
     return accepted
 
 

@@ -7,6 +7,7 @@ pairs); labels come from `labels` (the ImageNet-1k index of the wnid folder). No
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -14,7 +15,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import io
-from ..tree import walk
+from ..paths import clean_rel
+from ..tree import output_tree_of, walk
 from ..errors import InstafiltersError
 from .labels import image_key, label_matrix, read_accepted_labels
 
@@ -71,11 +73,20 @@ class EvalPlan:
 
 def resolve_split(clean_root: Path, split: str | None) -> str | None:
     """'auto' -> 'val' when the clean tree has a val folder, else the whole tree; '.' or ''
-    -> the whole tree; any other name must be a folder of the clean tree."""
+    -> the whole tree; any other name must be a folder of the clean tree, by a relative
+    path without '..' (the CLI checks --split; this checks InstagramImageNet's split too).
+    A clean tree that is a build output is refused: its images would be filtered twice."""
+    tree = output_tree_of(os.path.realpath(clean_root))
+    if tree is not None:
+        raise InstafiltersError(f"{clean_root} is inside the build output {tree}: give the "
+                                f"clean tree it was built from")
     if split in (None, "", "."):
         return None
     if split == "auto":
         return "val" if (clean_root / "val").is_dir() else None
+    split = clean_rel(split, "--split") or None
+    if split is None:
+        return None
     if not (clean_root / split).is_dir():
         raise InstafiltersError(f"--split {split!r}: {clean_root / split} is not a folder")
     return split

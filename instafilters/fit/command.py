@@ -1,12 +1,12 @@
 """`instafilters fit`: before/after pairs -> a recipe file, with its fidelity on each pair."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
 
 from ..errors import InstafiltersError
+from ..files import check_writable
 from ..fidelity import fidelity
 from ..recipe_yaml import to_yaml
 from .model import COLOUR, FULL, Structure
@@ -14,23 +14,6 @@ from .pairs import load_image
 from .search import fit_recipe, score
 
 STRUCTURES = {"auto": None, "full": FULL, "simple": COLOUR}
-
-
-def check_writable(path) -> None:
-    """Fail now, naming `path`, if a file cannot be written there (the fit takes a while):
-    its nearest existing folder must be a folder we can create files in (missing folders
-    below it are created when writing)."""
-    path = Path(path)
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InstafiltersError(f"{path}: cannot write here: {folder} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise InstafiltersError(f"{path}: cannot write here: {e.strerror or e}") from None
 
 
 def _frame(value):

@@ -305,3 +305,12 @@ def test_stdout_on_a_full_disk_is_one_line(tmp_path):
                               stderr=subprocess.PIPE, timeout=20)
     assert proc.returncode == 1
     assert proc.stderr.decode() == "Error: cannot write the output: No space left on device\n"
+
+
+def test_a_filter_with_thousands_of_ops_is_refused_quickly(tmp_path):
+    """30,000 ops (a 1 MB file, under the size limit) took 93 s and 15 GB to apply."""
+    path = tmp_path / "many.yaml"
+    ops = "".join("  - {op: contrast, amount: 1.01}\n" for _ in range(5000))
+    path.write_text(f"filters:\n- name: x\n  description: d\n  ops:\n{ops}")
+    one_line_error(cli("list", "--recipes", path, "--recipes-only", "--filters", "all",
+                       timeout=20), path, "field 'ops': 5000 ops, over the limit of 32")

@@ -314,3 +314,18 @@ def test_a_filter_with_thousands_of_ops_is_refused_quickly(tmp_path):
     path.write_text(f"filters:\n- name: x\n  description: d\n  ops:\n{ops}")
     one_line_error(cli("list", "--recipes", path, "--recipes-only", "--filters", "all",
                        timeout=20), path, "field 'ops': 5000 ops, over the limit of 32")
+
+
+def test_eval_preprocessing_of_a_one_pixel_high_image_is_bounded():
+    """Resize(256) of a 20000x1 image made 5,120,000x256 pixels in a loader worker."""
+    pytest.importorskip("torchvision")
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+    from instafilters.evaluate.preprocessing import PilPart
+    part = PilPart([T.Resize(256), T.CenterCrop(224)])
+    wide = Image.new("RGB", (20000, 1), (90, 120, 150))
+    assert tuple(part(wide).shape) == (3, 224, 224)
+    rgb = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    normal = Image.fromarray(rgb)  # an ordinary image: torchvision's pixels exactly
+    assert part(normal).equal(T.PILToTensor()(T.CenterCrop(224)(T.Resize(256)(normal))))

@@ -329,3 +329,23 @@ def test_eval_preprocessing_of_a_one_pixel_high_image_is_bounded():
     rgb = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     normal = Image.fromarray(rgb)  # an ordinary image: torchvision's pixels exactly
     assert part(normal).equal(T.PILToTensor()(T.CenterCrop(224)(T.Resize(256)(normal))))
+
+
+def test_walk_of_a_tree_deeper_than_the_recursion_limit(tmp_path):
+    """The recursive walk ended every build of such a tree in a RecursionError traceback."""
+    from instafilters.tree import walk
+    deep = tmp_path / "src"
+    deep.mkdir()
+    for _ in range(400):
+        deep = deep / "a"
+        deep.mkdir()
+    (deep / "x.png").write_bytes(b"")
+    (tmp_path / "src" / "b").mkdir()
+    (tmp_path / "src" / "b" / "y.png").write_bytes(b"")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)  # a smaller tree, as deep as the limit allows, runs quickly
+    try:
+        rels = [e.rel for e in walk(tmp_path / "src")]
+    finally:
+        sys.setrecursionlimit(limit)
+    assert rels == [str((deep / "x.png").relative_to(tmp_path / "src")), "b/y.png"]

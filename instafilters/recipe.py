@@ -23,6 +23,9 @@ from .files import load_yaml, read_text, why
 
 SETS = ("paper", "extra")
 MAX_RECIPE_BYTES = 1_000_000  # the bundled file, 42 filters, is 40 kB
+# ops per filter: the bundled ones have at most 4 and fit writes at most 6; 30,000 ops
+# (a 1 MB file) took 93 s and 15 GB to apply once
+MAX_OPS = 32
 
 
 REQUIRED = object()
@@ -261,6 +264,9 @@ def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
     raw_ops = raw.get("ops")
     if not isinstance(raw_ops, list):
         raise RecipeError("expected a list of ops", field="ops", **where)
+    if len(raw_ops) > MAX_OPS:
+        raise RecipeError(f"{len(raw_ops)} ops, over the limit of {MAX_OPS}", field="ops",
+                          **where)
     fields = {}
     for key, parse, empty in (("aliases", aliases, []), ("calibration", calibration, {})):
         try:

@@ -104,36 +104,40 @@ class _Walker:
         return self.output_tree(real) not in (None, self.home)
 
     def walk_dir(self, path: Path, rel: str) -> Iterator[Entry]:
-        try:
-            st = path.stat()
-            key = (st.st_dev, st.st_ino)
-            if key in self.seen or self.skipped(str(path)):
-                return
-            self.seen.add(key)
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            raise InstafiltersError(f"cannot list {path}: {e.strerror or e}") from None
-        subdirs = []
-        images = 0
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            child = f"{rel}/{e.name}" if rel else e.name
-            kind = _kind(e)
-            if kind == "dir":
-                subdirs.append((e, child))
-            elif is_image_path(e.name):
-                if kind == "other":
-                    continue  # a FIFO or device named .JPEG: never opened
-                if self.limit is not None and images >= self.limit:
+        """Depth first, names sorted, with a stack of its own: a recursive walk ended in a
+        RecursionError traceback on a tree 1,000 folders deep."""
+        stack = [(path, rel)]
+        while stack:
+            path, rel = stack.pop()
+            try:
+                st = path.stat()
+                key = (st.st_dev, st.st_ino)
+                if key in self.seen or self.skipped(str(path)):
                     continue
-                images += 1
-                yield Entry(child, True, _size(e) if self.sizes else 0)
-            elif kind == "file":
-                yield Entry(child, False)
-        for e, child in subdirs:
-            yield from self.walk_dir(Path(e.path), child)
+                self.seen.add(key)
+                with os.scandir(path) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                raise InstafiltersError(f"cannot list {path}: {e.strerror or e}") from None
+            subdirs = []
+            images = 0
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                child = f"{rel}/{e.name}" if rel else e.name
+                kind = _kind(e)
+                if kind == "dir":
+                    subdirs.append((Path(e.path), child))
+                elif is_image_path(e.name):
+                    if kind == "other":
+                        continue  # a FIFO or device named .JPEG: never opened
+                    if self.limit is not None and images >= self.limit:
+                        continue
+                    images += 1
+                    yield Entry(child, True, _size(e) if self.sizes else 0)
+                elif kind == "file":
+                    yield Entry(child, False)
+            stack.extend(reversed(subdirs))  # the first folder is walked next, all of it
 
 
 def _kind(e: os.DirEntry) -> str:

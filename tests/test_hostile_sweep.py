@@ -76,13 +76,23 @@ def _build_args(src, out):
             str(out), "--filters", "all", "-j2", "--batch-size", "1"]
 
 
-def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path):
+@pytest.fixture(scope="module")
+def signal_tree(tmp_path_factory):
+    """(src, ref): a tree whose build with every filter takes a second or two, and that
+    build, made once for the tests that interrupt it."""
+    root = tmp_path_factory.mktemp("signals")
+    src, ref = root / "src", root / "ref"
+    write_imagenet_tree(src, splits=("val",), classes=2, per_class=7, size=(300, 225),
+                        extras=False)
+    subprocess.run(_build_args(src, ref), check=True, capture_output=True, timeout=120)
+    return src, ref
+
+
+def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path, signal_tree):
     """Slurm preempts with SIGTERM: one line, exit 143, no loky warnings, no orphans."""
     import signal
     import time
-    src, out, ref = tmp_path / "src", tmp_path / "o", tmp_path / "ref"
-    write_imagenet_tree(src, splits=("val",), classes=2, per_class=10, size=(300, 225),
-                        extras=False)
+    (src, ref), out = signal_tree, tmp_path / "o"
     proc = subprocess.Popen(_build_args(src, out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -99,9 +109,8 @@ def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path):
                            text=True).stdout.split()
     assert all(s.startswith("Z") for s in alive), alive  # no worker still running
     written = len(list(out.rglob("*.JPEG")))
-    assert 0 < written < 20 * 41  # stopped mid-build
+    assert 0 < written < 14 * 41  # stopped mid-build
     subprocess.run(_build_args(src, out), check=True, capture_output=True, timeout=120)
-    subprocess.run(_build_args(src, ref), check=True, capture_output=True, timeout=120)
     assert not list(out.rglob(".instafilters-tmp-*"))
     assert snapshot_rel(out) == snapshot_rel(ref)
 
@@ -112,13 +121,11 @@ def snapshot_rel(root) -> dict:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds workers in /proc")
-def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path):
+def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path, signal_tree):
     """kill -9 of one worker (what the out-of-memory killer does) ended in loky's
     TerminatedWorkerError traceback."""
     import time
-    src, out, ref = tmp_path / "src", tmp_path / "o", tmp_path / "ref"
-    write_imagenet_tree(src, splits=("val",), classes=2, per_class=10, size=(300, 225),
-                        extras=False)
+    (src, ref), out = signal_tree, tmp_path / "o"
     proc = subprocess.Popen(_build_args(src, out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -133,7 +140,6 @@ def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("Error: a worker process died"), err
     subprocess.run(_build_args(src, out), check=True, capture_output=True, timeout=120)
-    subprocess.run(_build_args(src, ref), check=True, capture_output=True, timeout=120)
     assert not list(out.rglob(".instafilters-tmp-*"))
     assert snapshot_rel(out) == snapshot_rel(ref)
 
@@ -242,7 +248,7 @@ def test_exponent_numbers_read_as_numbers_quoted_ones_stay_strings(tmp_path, val
         one_line_error(result, "field 'amount'", fragment)
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs", ["1"])  # -j2 runs the same worker code, just slower
 def test_a_link_in_out_into_src_never_overwrites_a_source(tmp_path, jobs):
     """<out>/toaster -> the source tree: every 'output' was a source, replaced, exit 0."""
     src, out = tmp_path / "src", tmp_path / "o"
@@ -305,3 +311,47 @@ def test_stdout_on_a_full_disk_is_one_line(tmp_path):
                               stderr=subprocess.PIPE, timeout=20)
     assert proc.returncode == 1
     assert proc.stderr.decode() == "Error: cannot write the output: No space left on device\n"
+
+
+def test_a_filter_with_thousands_of_ops_is_refused_quickly(tmp_path):
+    """30,000 ops (a 1 MB file, under the size limit) took 93 s and 15 GB to apply."""
+    path = tmp_path / "many.yaml"
+    ops = "".join("  - {op: contrast, amount: 1.01}\n" for _ in range(5000))
+    path.write_text(f"filters:\n- name: x\n  description: d\n  ops:\n{ops}")
+    one_line_error(cli("list", "--recipes", path, "--recipes-only", "--filters", "all",
+                       timeout=20), path, "field 'ops': 5000 ops, over the limit of 32")
+
+
+def test_eval_preprocessing_of_a_one_pixel_high_image_is_bounded():
+    """Resize(256) of a 20000x1 image made 5,120,000x256 pixels in a loader worker."""
+    pytest.importorskip("torchvision")
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+    from instafilters.evaluate.preprocessing import PilPart
+    part = PilPart([T.Resize(256), T.CenterCrop(224)])
+    wide = Image.new("RGB", (20000, 1), (90, 120, 150))
+    assert tuple(part(wide).shape) == (3, 224, 224)
+    rgb = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    normal = Image.fromarray(rgb)  # an ordinary image: torchvision's pixels exactly
+    assert part(normal).equal(T.PILToTensor()(T.CenterCrop(224)(T.Resize(256)(normal))))
+
+
+def test_walk_of_a_tree_deeper_than_the_recursion_limit(tmp_path):
+    """The recursive walk ended every build of such a tree in a RecursionError traceback."""
+    from instafilters.tree import walk
+    deep = tmp_path / "src"
+    deep.mkdir()
+    for _ in range(400):
+        deep = deep / "a"
+        deep.mkdir()
+    (deep / "x.png").write_bytes(b"")
+    (tmp_path / "src" / "b").mkdir()
+    (tmp_path / "src" / "b" / "y.png").write_bytes(b"")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)  # a smaller tree, as deep as the limit allows, runs quickly
+    try:
+        rels = [e.rel for e in walk(tmp_path / "src")]
+    finally:
+        sys.setrecursionlimit(limit)
+    assert rels == [str((deep / "x.png").relative_to(tmp_path / "src")), "b/y.png"]

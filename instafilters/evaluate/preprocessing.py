@@ -14,6 +14,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+MAX_ASPECT = 16  # ImageNet's widest photos are under 10:1
+
+
+def central_part(image):
+    """A PIL image longer than MAX_ASPECT times its short side, cut to its central
+    MAX_ASPECT x short part, the only part a resize-then-centre-crop can reach: resizing a
+    1x20000 image whole made 256x5,120,000 pixels (4 GB, then MemoryError) in a loader
+    worker. Every other image is untouched, so its pixels are torchvision's."""
+    w, h = image.size
+    keep = MAX_ASPECT * min(w, h)
+    if max(w, h) <= keep:
+        return image
+    start = (max(w, h) - keep) // 2
+    return image.crop((start, 0, start + keep, h) if w > h else (0, start, w, start + keep))
+
+
 class PilPart:
     """The PIL steps of a model's transform (resize, crop), then a uint8 CHW tensor: what the
     DataLoader workers do. A quarter of float32's bytes to pass between processes and copy
@@ -24,6 +40,7 @@ class PilPart:
 
     def __call__(self, image):
         from torchvision.transforms import functional as F
+        image = central_part(image)
         for op in self.ops:
             image = op(image)
         return F.pil_to_tensor(image)

@@ -88,16 +88,23 @@ def signal_tree(tmp_path_factory):
     return src, ref
 
 
-def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path, signal_tree):
-    """Slurm preempts with SIGTERM: one line, exit 143, no loky warnings, no orphans."""
-    import signal
+def _start_build_and_wait_for_outputs(src, out):
+    """A real build in its own session, returned once its first outputs exist (mid-run)."""
     import time
-    (src, ref), out = signal_tree, tmp_path / "o"
     proc = subprocess.Popen(_build_args(src, out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
     while not list(out.glob("*/val/*/*.JPEG")) and time.monotonic() < deadline:
         time.sleep(0.02)
+    return proc
+
+
+def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path, signal_tree):
+    """Slurm preempts with SIGTERM: one line, exit 143, no loky warnings, no orphans."""
+    import signal
+    import time
+    (src, ref), out = signal_tree, tmp_path / "o"
+    proc = _start_build_and_wait_for_outputs(src, out)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     err = err.decode(errors="replace")
@@ -126,11 +133,7 @@ def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path, signal_tree
     TerminatedWorkerError traceback."""
     import time
     (src, ref), out = signal_tree, tmp_path / "o"
-    proc = subprocess.Popen(_build_args(src, out), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list(out.glob("*/val/*/*.JPEG")) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc = _start_build_and_wait_for_outputs(src, out)
     kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                           text=True).stdout.split()
     workers = [k for k in kids if b"popen_loky" in open(f"/proc/{k}/cmdline", "rb").read()]

@@ -134,8 +134,7 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
         if summary.failed:
             summary.failures_path = files.failures_path
         try:
-            files.log(summary.line())
-            files.flush()
+            files.log(summary.line())  # flushed, as every line is
         except OSError:
             pass
         files.close()

@@ -112,10 +112,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int, orientation=None):
 
 
 @lru_cache(maxsize=16)
-def _exif_app1(orientation: int) -> bytes:
-    """The APP1 segment Pillow writes for exif=Exif({orientation}).tobytes()."""
+def exif_bytes(orientation: int) -> bytes:
+    """Exif({orientation}).tobytes(): what both encoders (this one and io's Pillow
+    fallback) write, built once per value."""
     from PIL import Image
     tags = Image.Exif()
     tags[ORIENTATION_TAG] = orientation
-    payload = tags.tobytes()
+    return tags.tobytes()
+
+
+def _exif_app1(orientation: int) -> bytes:
+    """The APP1 segment Pillow writes for exif=Exif({orientation}).tobytes()."""
+    payload = exif_bytes(orientation)
     return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload

@@ -92,9 +92,7 @@ def check_writable(path, what: str = "") -> None:
     its nearest existing folder must be a folder we can create files in (missing folders
     below it are created when writing). `what` names the option, e.g. '--results-file '."""
     path = Path(path)
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(path.parent)
     if not folder.is_dir():
         raise InstafiltersError(f"{what}{path}: cannot write here: {folder} is not a folder")
     try:
@@ -103,6 +101,15 @@ def check_writable(path, what: str = "") -> None:
     except OSError as e:
         raise InstafiltersError(f"{what}{path}: cannot write here: {e.strerror or e}"
                                 ) from None
+
+
+def nearest_existing(path) -> Path:
+    """`path` or its nearest ancestor that exists (what a write there would create folders
+    under): where check_writable tries a file and build --dry-run asks for free space."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 MAX_YAML_DEPTH = 32

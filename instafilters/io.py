@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from . import codec
+from .codec import ORIENTATION_TAG
 from .errors import ImageError
 from .files import display, open_regular, why
 
-ORIENTATION_TAG = 0x0112
 # Decompression-bomb guard: a real photo is far below this (ImageNet's largest is ~ 40 MP).
 MAX_PIXELS = 178_956_970  # Pillow's own default, made explicit and an error, not a warning
 TEMP_PREFIX = ".instafilters-tmp-"
@@ -201,9 +201,7 @@ def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orient
     elif fmt == "WEBP":
         kwargs = dict(quality=quality)
     if orientation and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        exif = Image.Exif()
-        exif[ORIENTATION_TAG] = orientation
-        kwargs["exif"] = exif.tobytes()
+        kwargs["exif"] = codec.exif_bytes(orientation)
     buffer = _io.BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()

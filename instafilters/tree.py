@@ -46,18 +46,28 @@ def split_roots(src: Path, split: str | None) -> list[str]:
     return roots
 
 
-def output_tree_of(path) -> str | None:
+def output_tree_of(path, memo: dict | None = None) -> str | None:
     """The nearest folder at or above `path` that is a build output (holds META_DIR), if
     any: build refuses one as --src, eval and InstagramImageNet as the clean tree (its
-    images would be filtered a second time)."""
+    images would be filtered a second time). `memo` (folder -> answer) lets the walk ask
+    for every folder it lists while checking each folder of the tree only once."""
     path = os.fspath(path)
-    while True:
+    memo = {} if memo is None else memo
+    climbed = []
+    while path not in memo:
+        climbed.append(path)
         if os.path.isdir(os.path.join(path, META_DIR)):
-            return path
+            memo[path] = path
+            break
         parent = os.path.dirname(path)
         if parent == path:
-            return None
+            memo[path] = None
+            break
         path = parent
+    found = memo[path]
+    for folder in climbed:
+        memo[folder] = found
+    return found
 
 
 def walk(src, split: str | None = None, limit_per_class: int | None = None,
@@ -76,7 +86,7 @@ def walk(src, split: str | None = None, limit_per_class: int | None = None,
     """
     src = Path(src)
     walker = _Walker(exclude, limit_per_class, sizes)
-    walker.home = walker.output_tree(os.path.realpath(src))
+    walker.home = output_tree_of(os.path.realpath(src), walker.trees)
     for root in split_roots(src, split):
         yield from walker.walk_dir(src / root if root else src, root)
 
@@ -89,19 +99,11 @@ class _Walker:
         self.trees: dict = {}  # resolved folder -> the output tree it lies in, or None
         self.home = None
 
-    def output_tree(self, real: str) -> str | None:
-        """The nearest folder at or above `real` (resolved) that holds META_DIR, or None."""
-        if real not in self.trees:
-            parent = os.path.dirname(real)
-            self.trees[real] = (real if os.path.isdir(os.path.join(real, META_DIR))
-                                else None if parent == real else self.output_tree(parent))
-        return self.trees[real]
-
     def skipped(self, path: str) -> bool:
         real = os.path.realpath(path)
         if any(real == ex or real.startswith(ex + os.sep) for ex in self.excluded):
             return True
-        return self.output_tree(real) not in (None, self.home)
+        return output_tree_of(real, self.trees) not in (None, self.home)
 
     def walk_dir(self, path: Path, rel: str) -> Iterator[Entry]:
         """Depth first, names sorted, with a stack of its own: a recursive walk ended in a

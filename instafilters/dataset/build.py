@@ -16,7 +16,7 @@ from typing import Callable
 
 from .. import io
 from ..errors import InstafiltersError, writing
-from ..files import display
+from ..files import display, nearest_existing
 from ..paths import clean_rel, escape_name, inside, strength_folder
 from . import manifest as mf
 from .backends import clean_stale_shm, dask_client, run_batches
@@ -134,8 +134,7 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
         if summary.failed:
             summary.failures_path = files.failures_path
         try:
-            files.log(summary.line())
-            files.flush()
+            files.log(summary.line())  # flushed, as every line is
         except OSError:
             pass
         files.close()
@@ -337,9 +336,7 @@ def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
     todo = summary.sources * summary.outputs_per_source - summary.existing_outputs
     per_output = summary.source_bytes / summary.sources * ratio if summary.sources else 0
     summary.estimate_bytes = int(todo * per_output)
-    probe = Path(cfg.out)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(cfg.out)
     try:
         import shutil
         summary.free_bytes = shutil.disk_usage(probe).free

@@ -265,11 +265,6 @@ class RunFiles:
         f.write(line + "\n")
         f.flush()
 
-    def flush(self):
-        for f in (self._manifest, self._failures, self._log):
-            if f is not None:
-                f.flush()
-
     def close(self):
         for f in (self._manifest, self._failures, self._log):
             if f is not None:

@@ -29,14 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_OUT, REPO, cores, make_tree  # noqa: E402
 
-from instafilters import load_filters  # noqa: E402
+from instafilters import io, load_filters  # noqa: E402
 from instafilters.dataset.build import BuildConfig, build  # noqa: E402
 from instafilters.dataset.plan import batches  # noqa: E402
 
 # pilgram's versions of paper filters (it has no amaro, gotham, hefe, sierra, sutro)
 PILGRAM_15 = ["_1977", "brannan", "earlybird", "hudson", "inkwell", "kelvin", "lofi",
               "mayfair", "nashville", "rise", "toaster", "valencia", "walden", "willow", "xpro2"]
-QUALITY = 90
+QUALITY = io.DEFAULT_JPEG_QUALITY  # the build's default, 90: the CLI run of memory() uses it
 
 
 def _out_dirs(out, rel, keys):
@@ -88,7 +88,6 @@ def cpu_seconds() -> float:
     """CPU time of this process, its live children (the loky workers) and the children it
     has already reaped (a build's own pool ends with the build): unlike wall time, it does
     not depend on what else the machine is running."""
-    import resource
     try:
         import psutil
     except ImportError:

@@ -67,7 +67,6 @@ def median_time(fn, repeat: int, warmup: int = 2) -> float:
 
 
 def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    """As `instafilters build` counts them (joblib: affinity and cgroup limits)."""
+    from joblib import cpu_count
+    return max(1, cpu_count())

@@ -101,12 +101,16 @@ def test_missing_file_is_a_recipe_error(tmp_path):
         load_recipe_file(tmp_path / "nope.yaml")
 
 
-def test_user_recipes_merge_over_bundled(tmp_path):
-    path = write(tmp_path, """
+MY_TOASTER = """
     filters:
     - name: toaster
       description: my own toaster
       ops: [{op: brightness, amount: 0.5}]
+    """
+
+
+def test_user_recipes_merge_over_bundled(tmp_path):
+    path = write(tmp_path, MY_TOASTER + """
     - name: newone
       description: new
       ops: [{op: contrast, amount: 1.2}]
@@ -136,12 +140,7 @@ def test_an_override_may_move_a_filter_out_of_paper(tmp_path):
 
 
 def test_list_with_a_paper_override_still_lists_twenty(tmp_path):
-    path = write(tmp_path, """
-    filters:
-    - name: toaster
-      description: my own toaster
-      ops: [{op: brightness, amount: 0.5}]
-    """)
+    path = write(tmp_path, MY_TOASTER)
     result = subprocess.run([sys.executable, "-m", "instafilters.cli", "list", "--recipes",
                              str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

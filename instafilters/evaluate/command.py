@@ -138,12 +138,9 @@ def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_on
                                 "several write MODEL=FILE for a local checkpoint")
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if report_dir:  # fail now, not after an hour of inference
-        try:
-            Path(report_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise click.BadParameter(f"cannot create {report_dir} ({e.strerror or e})",
-                                     param_hint="--report") from None
+    # fail now, not after an hour of inference
+    if report_dir:
+        check_writable(Path(report_dir) / "report.md", "--report ")
     if results_file:
         check_writable(results_file, "--results-file ")
     quality = {None: DEFAULT_JPEG_QUALITY, "none": None}.get(jpeg_quality, jpeg_quality)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import InstafiltersError
 from .pairing import CLEAN
-from .report import _pct, write_report
+from .report import _pct, aligned, markdown_table, write_report
 
 HEATMAP = "drop_heatmap.png"
 RESULT_FIELDS = ["model", "top1", "top1_err", "top5", "top5_err", "param_count", "img_size",
@@ -109,16 +109,11 @@ def comparison_rows(summaries: list[dict], short: bool = False):
 
 
 def format_comparison(summaries: list[dict]) -> str:
-    header, rows = comparison_rows(summaries, short=True)
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     n = summaries[0]["data"]["n_images"]
     lines = [f"{len(summaries)} models on {n} images x {1 + len(summaries[0]['filters'])} sets "
              f"(Top-1 %, drop in points, agreement with the clean prediction %): "
              + ", ".join(f"[{i + 1}] {s['model']}" for i, s in enumerate(summaries))]
-    for r in [header] + rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-    return "\n".join(lines)
+    return "\n".join(lines + aligned(*comparison_rows(summaries, short=True)))
 
 
 def comparison_markdown(summaries: list[dict], folders: list[str]) -> str:
@@ -127,10 +122,7 @@ def comparison_markdown(summaries: list[dict], folders: list[str]) -> str:
            f"{summaries[0]['data']['n_images']} images per set; data "
            f"`{summaries[0]['data']['data']}`, clean `{summaries[0]['data']['clean']}`.",
            "Top-1 in %, drop = clean Top-1 minus filtered Top-1 (points), agree = share of "
-           "images whose top-1 class is the clean one's.", "",
-           "| " + " | ".join(header) + " |",
-           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+           "images whose top-1 class is the clean one's.", ""] + markdown_table(header, rows)
     out += ["", f"![Top-1 drop, models by filters]({HEATMAP})", "",
             "Per model: " + ", ".join(f"[{s['model']}]({f}/report.md)"
                                       for s, f in zip(summaries, folders))]

@@ -4,7 +4,6 @@ torch is imported inside functions only.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .. import io
@@ -54,11 +53,11 @@ def collate(batch):
 
 
 def default_workers(device_type: str) -> int:
-    """Decoding feeds a GPU only with many processes; on CPU the model needs the cores."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cpus = os.cpu_count() or 1
+    """Decoding feeds a GPU only with many processes; on CPU the model needs the cores.
+    Cores counted as `instafilters build` counts them (joblib: CPU affinity and cgroup
+    limits, so a 4-CPU Slurm or Docker slot of a 64-core node gets 4, not 16, workers)."""
+    from joblib import cpu_count
+    cpus = max(1, cpu_count())
     return min(16, cpus) if device_type == "cuda" else max(1, min(4, cpus // 4))
 
 

@@ -136,15 +136,26 @@ def table_rows(summary) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Text table lines: first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in [header] + rows]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown table lines: first column left-aligned, the others right-aligned."""
+    return (["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+            + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def format_table(summary) -> str:
     """The printed table: percentages; drop = clean - filtered Top-1 in points."""
-    header, rows = table_rows(summary)
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = [f"{summary['model']} ({summary['weights']}) on {summary['data']['n_images']} images "
              f"x {1 + len(summary['filters'])} sets, {summary['device']}"]
-    for r in [header] + rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    lines += aligned(*table_rows(summary))
     w = summary["worst"]
     if w:
         metric, value = [(k, v) for k, v in w.items() if k != "filter"][0]
@@ -165,11 +176,8 @@ def format_markdown(summary, chart: str | None = CHART) -> str:
            "clean Top-1; agree = share of images whose filtered top-1 class equals the clean "
            "one." + (" BN: after re-estimating BatchNorm statistics on each filter's images "
                      "(Schneider et al. 2020)." if "bn_adapted" in summary["mean"] else ""), ""]
-    out.append("| " + " | ".join(header) + " |")
-    out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-    for r in rows:
-        name = f"**{r[0]}**" if r[0] in (CLEAN, "mean") else r[0]
-        out.append("| " + " | ".join([name] + r[1:]) + " |")
+    out += markdown_table(header, [[f"**{r[0]}**" if r[0] in (CLEAN, "mean") else r[0]] + r[1:]
+                                   for r in rows])
     if summary["worst"]:
         out += ["", f"Worst filter: **{summary['worst']['filter']}**."]
     if chart:

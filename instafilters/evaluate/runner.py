@@ -84,11 +84,6 @@ def _hook_layers(module, layers):
     return captured, handles
 
 
-def run(plan: EvalPlan, model: LoadedModel, **kwargs) -> EvalResult:
-    """Run `model` on every image of every set of `plan`; returns the raw predictions."""
-    return run_models(plan, [model], **kwargs)[0]
-
-
 def preprocessing_key(model: LoadedModel) -> str:
     """Models with equal worker-side preprocessing share one decoding pass."""
     split = model.split
@@ -241,4 +236,4 @@ def _result(plan, model, topk, moments, device, ctx, divergence_layers) -> EvalR
     return EvalResult(plan, model, predictions, moments, device, settings)
 
 
-__all__ = ["run", "run_models", "EvalResult", "CLEAN", "TOPK"]
+__all__ = ["run_models", "EvalResult", "CLEAN", "TOPK"]

@@ -54,7 +54,6 @@ class EvalPlan:
     keys: list[str]
     labels: np.ndarray                      # (N, L) class indices, -1 padded / unlabelled
     sets: dict[str, list[Path]]             # 'clean' then each filter, paths in key order
-    filter_dirs: dict[str, Path] = field(default_factory=dict)
     skipped_clean: int = 0                  # clean images with no copy in some filter folder
     options: dict = field(default_factory=dict)  # strength, limit_per_class, labels: for the report
     filtering: dict | None = None
@@ -187,7 +186,7 @@ def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="
     for name in filter_dirs:
         sets[name] = [copies[name][k] for k in ordered]
     return EvalPlan(clean_root, data_root, split, ordered, _labels(ordered, labels_csv), sets,
-                    filter_dirs, skipped, _options(strength, limit_per_class, labels_csv))
+                    skipped, _options(strength, limit_per_class, labels_csv))
 
 
 def _limit(keys: list[str], limit_per_class: int | None) -> list[str]:

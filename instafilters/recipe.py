@@ -235,7 +235,7 @@ def _parse_nested(op_name, key, value, file, filter_name, index):
     return nested.params
 
 
-FILTER_FIELDS = {"name", "aliases", "description", "set", "ops", "calibration"}
+FILTER_KEYS = ("name", "aliases", "set", "description", "calibration", "ops")  # file order
 
 
 def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
@@ -248,9 +248,9 @@ def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
     except Invalid as e:
         raise RecipeError(f"filter #{index}: name: {e}", file=file, field="name") from None
     where = dict(file=file, filter=name)
-    unknown = sorted(map(str, set(raw) - FILTER_FIELDS))
+    unknown = sorted(map(str, set(raw) - set(FILTER_KEYS)))
     if unknown:
-        raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_FIELDS))}",
+        raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_KEYS))}",
                           field=show(unknown[0], quote=False), **where)
     description = raw.get("description")
     if (not isinstance(description, str) or not description.strip()

@@ -16,7 +16,6 @@ import yaml
 
 from . import ops
 from .errors import RecipeError
-from .fields import SLUG  # noqa: F401 - fit reads it here
 from .fields import (Invalid, aliases, boolean, calibration, choice, color, gradient, matrix3,
                      number, per_channel, points, show, slug, vec2, vec3)
 from .files import load_yaml, read_text, why

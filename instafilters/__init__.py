@@ -7,8 +7,6 @@
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from .compile import CompiledFilter, compile
@@ -23,9 +21,11 @@ __all__ = ["apply", "load_filters", "list_filters", "compile", "CompiledFilter",
            "RecipeError", "ImageError", "UnknownFilterError", "__version__"]
 
 
-@lru_cache(maxsize=1)
 def _bundled() -> FilterRegistry:
-    return load_filters()
+    """The process-wide bundled registry, shared with the transforms and `eval` (one
+    compile per filter per process, not one here and one there)."""
+    from .transforms import filter_registry
+    return filter_registry()
 
 
 def list_filters(which: str = "all") -> list[str]:

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from .errors import InstafiltersError
-from .fidelity import fidelity
+from .fidelity import Fidelity, ciede2000, rgb_to_lab
 from .settings import SHARED_ENV, calibration_dir
 
 
@@ -48,6 +48,7 @@ def calibration_report(calibration, registry=None):
                                 f"pairs; set {SHARED_ENV} or --calibration)")
     registry = registry or load_filters()
     normal = load_rgb(folder / "Normal.jpg")
+    normal_lab = rgb_to_lab(normal)  # each image to Lab once: 0.1 s at 1080x885
     rows = []
     for name in registry.names("all"):
         recipe = registry.recipes[name]
@@ -55,9 +56,15 @@ def calibration_report(calibration, registry=None):
         if not reference or not (folder / reference).exists():
             continue
         target = load_rgb(folder / reference)
-        f = fidelity(apply_in_frame(registry[name], normal, recipe.calibration.get("frame")),
-                     target)
-        rows.append((name, recipe.set, reference, f.mean, f.p95, fidelity(normal, target).mean))
+        if target.shape != normal.shape:
+            raise InstafiltersError(f"{folder / reference}: {target.shape[1]}x{target.shape[0]}"
+                                    f", not the size of Normal.jpg "
+                                    f"({normal.shape[1]}x{normal.shape[0]})")
+        target_lab = rgb_to_lab(target)
+        filtered = apply_in_frame(registry[name], normal, recipe.calibration.get("frame"))
+        f = Fidelity.of(ciede2000(rgb_to_lab(filtered), target_lab))
+        baseline = float(ciede2000(normal_lab, target_lab).mean())
+        rows.append((name, recipe.set, reference, f.mean, f.p95, baseline))
     return rows
 
 

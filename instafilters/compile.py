@@ -28,7 +28,7 @@ from .fused import ToneTable, split_tail
 from .ops.blend import AFFINE_IN_SOURCE
 from .recipe import FilterRecipe, Op
 from .steps import (RAMP, ColourVignette, FloatFallback, GainVignette, GradientBlend, Lut,
-                    LutMatrix, MaskBlend, MaskLut, Matrix, _matrix_255, run)
+                    LutMatrix, MaskBlend, MaskLut, Matrix, _matrix_255, one_pass_vignette, run)
 
 __all__ = ["CompiledFilter", "compile", "choose_steps", "compile_steps", "exact_enough",
            "HAS_16BIT_LUT", "ColourVignette", "FloatFallback", "GainVignette", "GradientBlend",
@@ -76,21 +76,16 @@ def _is_identity(kind, value):
 
 
 def _uses_mask_lut(op: Op) -> bool:
-    p = op.params
-    return (HAS_16BIT_LUT and op.name == "vignette"
-            and (bool(p["curves"]) or p["mode"] not in ("normal", "multiply")))
+    return HAS_16BIT_LUT and op.name == "vignette" and not one_pass_vignette(op)
 
 
 def compile_spatial(op: Op):
     """A spatial op's step (tone vignettes on OpenCV 5 are built by compile_steps, which
     folds the tone ops before them into the MaskLut)."""
     if op.name == "vignette":
-        p = op.params
-        if not p["curves"] and (p["mode"] == "multiply"
-                                or (p["mode"] == "normal" and not any(p["color"]))):
-            return GainVignette(op)
-        if not p["curves"] and p["mode"] == "normal":
-            return ColourVignette(op)
+        if one_pass_vignette(op):  # a multiply, or normal towards black, is a gain map
+            gain = op.params["mode"] == "multiply" or not any(op.params["color"])
+            return GainVignette(op) if gain else ColourVignette(op)
         return MaskBlend(op, compile_point_ops([_FunctionTone(op.effect)]))
     if op.params["mode"] in AFFINE_IN_SOURCE:
         stop_luts = []

@@ -124,8 +124,12 @@ class Fidelity:
     def __str__(self):
         return f"dE00 mean {self.mean:.2f}, p95 {self.p95:.2f}"
 
+    @classmethod
+    def of(cls, d) -> "Fidelity":
+        """The summary of per-pixel CIEDE2000 values `d`."""
+        return cls(float(d.mean()), float(np.percentile(d, 95)))
+
 
 def fidelity(image1, image2) -> Fidelity:
     """Mean and 95th percentile CIEDE2000 between two RGB uint8 images."""
-    d = delta_e(image1, image2)
-    return Fidelity(float(d.mean()), float(np.percentile(d, 95)))
+    return Fidelity.of(delta_e(image1, image2))

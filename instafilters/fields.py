@@ -74,18 +74,27 @@ def color(value):
     raise Invalid(f"expected '#rrggbb' or [r, g, b] in 0-255, got {show(value)}")
 
 
-def points(value):
-    """Curve knots: 2..16 [in, out] pairs in 0-255 with strictly increasing inputs."""
+def _pairs(value, first, second, many: str, one: str) -> tuple:
+    """2..MAX_KNOTS [a, b] pairs (curve knots, gradient stops), a read by `first` and b by
+    `second`; `many` and `one` word the errors for a bad list and a bad pair."""
     if not isinstance(value, (list, tuple)) or not 2 <= len(value) <= MAX_KNOTS:
-        raise Invalid(f"expected 2 to {MAX_KNOTS} [in, out] pairs, got {show(value)}")
-    pts = []
+        raise Invalid(f"{many}, got {show(value)}")
+    pairs = []
     for p in value:
         if not isinstance(p, (list, tuple)) or len(p) != 2:
-            raise Invalid(f"expected an [in, out] pair, got {show(p)}")
-        pts.append(tuple(number(0, 255)(v) for v in p))
+            raise Invalid(f"expected {one}, got {show(p)}")
+        pairs.append((first(p[0]), second(p[1])))
+    return tuple(pairs)
+
+
+def points(value):
+    """Curve knots: 2..16 [in, out] pairs in 0-255 with strictly increasing inputs."""
+    byte = number(0, 255)
+    pts = _pairs(value, byte, byte, f"expected 2 to {MAX_KNOTS} [in, out] pairs",
+                 "an [in, out] pair")
     if any(b[0] <= a[0] for a, b in zip(pts, pts[1:])):
         raise Invalid("knot inputs must be strictly increasing")
-    return tuple(pts)
+    return pts
 
 
 def vec2(lo, hi):
@@ -127,19 +136,14 @@ def gradient(value):
     unknown = set(value) - set(GRADIENT_FIELDS)
     if unknown:
         raise Invalid(f"unknown gradient field {show(sorted(map(str, unknown))[0])}")
-    stops = value.get("stops")
-    if not isinstance(stops, (list, tuple)) or not 2 <= len(stops) <= MAX_KNOTS:
-        raise Invalid(f"gradient needs 2 to {MAX_KNOTS} stops [position, colour]")
-    parsed = []
-    for s in stops:
-        if not isinstance(s, (list, tuple)) or len(s) != 2:
-            raise Invalid(f"expected a [position, colour] stop, got {show(s)}")
-        parsed.append((number(0, 1)(s[0]), color(s[1])))
+    parsed = _pairs(value.get("stops"), number(0, 1), color,
+                    f"gradient needs 2 to {MAX_KNOTS} stops [position, colour]",
+                    "a [position, colour] stop")
     if any(b[0] < a[0] for a, b in zip(parsed, parsed[1:])):
         raise Invalid("gradient stop positions must be increasing")
     out = {k: (parser(value[k]) if k in value else default)
            for k, (parser, default) in GRADIENT_FIELDS.items() if k != "stops"}
-    out["stops"] = tuple(parsed)
+    out["stops"] = parsed
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from . import ops
 from .cvutil import HAS_16BIT_LUT, numba_kernels, scratch, to_uint8
 from .recipe import Op
-from .steps import MASK_CACHE_SIZE, RAMP
+from .steps import MASK_CACHE_SIZE, RAMP, one_pass_vignette
 
 ROWS_CACHE_SIZE = 8
 MAX_ROWS = 1024  # three vignettes fit; beyond, the step-by-step form is used
@@ -47,14 +47,9 @@ def split_tail(recipe_ops) -> tuple | None:
         return None
     if len({(tuple(op.params["center"]), op.params["shape"]) for op in vignettes}) > 1:
         return None
-    if len(vignettes) == 1 and _cheap(vignettes[0]):
+    if len(vignettes) == 1 and one_pass_vignette(vignettes[0]):
         return None  # steps.GainVignette / ColourVignette: one cheap cv2 pass already
     return head, tail
-
-
-def _cheap(op: Op) -> bool:
-    p = op.params
-    return not p["curves"] and p["mode"] in ("normal", "multiply")
 
 
 class ToneTable:

@@ -16,7 +16,6 @@ import yaml
 
 from . import ops
 from .errors import RecipeError
-from .fields import SLUG  # noqa: F401 - fit reads it here
 from .fields import (Invalid, aliases, boolean, calibration, choice, color, gradient, matrix3,
                      number, per_channel, points, show, slug, vec2, vec3)
 from .files import load_yaml, read_text, why
@@ -235,7 +234,7 @@ def _parse_nested(op_name, key, value, file, filter_name, index):
     return nested.params
 
 
-FILTER_FIELDS = {"name", "aliases", "description", "set", "ops", "calibration"}
+FILTER_KEYS = ("name", "aliases", "set", "description", "calibration", "ops")  # file order
 
 
 def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
@@ -248,9 +247,9 @@ def parse_filter(raw, *, file, index, default_set="extra") -> FilterRecipe:
     except Invalid as e:
         raise RecipeError(f"filter #{index}: name: {e}", file=file, field="name") from None
     where = dict(file=file, filter=name)
-    unknown = sorted(map(str, set(raw) - FILTER_FIELDS))
+    unknown = sorted(map(str, set(raw) - set(FILTER_KEYS)))
     if unknown:
-        raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_FIELDS))}",
+        raise RecipeError(f"unknown field; a filter takes {', '.join(sorted(FILTER_KEYS))}",
                           field=show(unknown[0], quote=False), **where)
     description = raw.get("description")
     if (not isinstance(description, str) or not description.strip()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-FILTER_KEYS = ("aliases", "set", "description", "calibration")  # after name, before ops
+from .recipe import FILTER_KEYS
+
+META_KEYS = FILTER_KEYS[1:-1]  # after name, before ops
 
 
 def _flow(value):
@@ -29,7 +31,7 @@ def to_yaml(recipes, header="") -> str:
     lines += ["version: 1", "filters:"]
     for r in recipes:
         lines.append(f"- name: {_flow(r['name'])}")
-        for key in FILTER_KEYS:
+        for key in META_KEYS:
             if key in r:
                 lines.append(f"  {key}: {_flow(r[key])}")
         lines.append("  ops:")

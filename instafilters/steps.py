@@ -100,6 +100,13 @@ class MaskLut(_SpatialStep):
         return cv2.LUT(index, self.table, dst=dst)
 
 
+def one_pass_vignette(op: Op) -> bool:
+    """A vignette blending a solid colour (no curves) in normal or multiply mode: one cv2
+    pass over a cached map, GainVignette or ColourVignette (compile_spatial picks which),
+    cheaper than any table form."""
+    return not op.params["curves"] and op.params["mode"] in ("normal", "multiply")
+
+
 class GainVignette(_SpatialStep):
     """A vignette that multiplies by a colour (mode multiply, or normal with black): then
     out = x * (1 - m * (1 - c)), one cv2.multiply by a cached gain map instead of an effect

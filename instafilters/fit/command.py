@@ -61,7 +61,8 @@ def fit_command(befores, afters, name, output, halds, hald_afters, structure, fr
           --name mytoaster -o my.yaml
     """
     from ..io import atomic_write_bytes
-    from ..recipe import SLUG, load_recipe_file
+    from ..fields import SLUG
+    from ..recipe import load_recipe_file
 
     if len(befores) != len(afters):
         raise click.UsageError(f"got {len(befores)} --before but {len(afters)} --after; "

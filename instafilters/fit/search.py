@@ -17,7 +17,7 @@ from ..compile import CompiledFilter
 from ..compile import exact_enough as steps_exact_enough
 from ..errors import InstafiltersError
 from ..fidelity import Fidelity, fidelity
-from ..recipe import parse_filter
+from ..recipe import FILTER_KEYS, parse_filter
 from .model import COLOUR, Structure
 from .pairs import Samples, hald_samples, load_pairs, photo_samples
 from .solver import MAX_ITER, fit_parameters
@@ -25,7 +25,6 @@ from .solver import MAX_ITER, fit_parameters
 log = logging.getLogger(__name__)
 
 GLOW_ABOVE = 2.5  # try a central glow when the best fit so far is worse than this (dE00)
-RECIPE_KEYS = ("name", "aliases", "set", "description", "calibration", "ops")
 
 
 def recipe_dict(name, ops_, description=None, set_="extra", aliases=(), calibration=None):
@@ -113,7 +112,7 @@ def fit_recipe(pairs, name, *, hald=(), structure: Structure | None = None,
                              "de_p95": round(f.p95, 2)}
     if frame is not None:
         recipe["calibration"]["frame"] = [int(frame[0]), int(frame[1])]
-    return {k: recipe[k] for k in RECIPE_KEYS if k in recipe}
+    return {k: recipe[k] for k in FILTER_KEYS if k in recipe}
 
 
 def _choose(build, name, tolerance) -> dict:

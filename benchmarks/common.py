@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: the ImageNet-like benchmark tree cut from ../shared/photos."""
+"""Shared by the benchmarks: the ImageNet-like benchmark tree cut from the reference photos
+(<INSTAFILTERS_SHARED or ../shared>/photos)."""
 from __future__ import annotations
 
 import os
@@ -8,8 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from instafilters.settings import shared_dir
+
 REPO = Path(__file__).resolve().parents[1]
-PHOTOS = REPO.parent / "shared" / "photos"
+PHOTOS = shared_dir() / "photos"
 FALLBACK = REPO / "instafilters" / "data" / "sample"  # same photos, bundled
 # tmpfs where there is one: on an ext4 mounted with discard, the deletes of one phase slow
 # the writes of the next by up to 30 %, which would decide the ratios more than the code

@@ -14,6 +14,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from io import BytesIO as _BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,18 @@ def decode(path) -> Decoded:
         empty = os.fstat(f.fileno()).st_size == 0
     except OSError as e:  # missing, no permission, a symlink loop, a FIFO: never read
         raise ImageError(f"{name}: {why(e)}") from None
+    return decode_stream(f, name, empty)
+
+
+def decode_bytes(data: bytes, name: str = "<encoded image>") -> Decoded:
+    """Encoded bytes, decoded exactly as `decode` decodes a file holding them."""
+    return decode_stream(_BytesIO(data), name, not data)
+
+
+def decode_stream(f, name: str, empty: bool = False) -> Decoded:
+    """The one decoder behind `decode` and `decode_bytes`: the fast JPEG path when it
+    applies (Pillow's pixels, tested), else Pillow, which also judges every damaged file.
+    Closes `f`."""
     with _quiet():  # EXIF warnings, as below
         fast = codec.decode_jpeg(f, MAX_PIXELS)  # None: not a plain JPEG; Pillow decides
     if fast is not None:
@@ -205,6 +218,14 @@ def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orient
     buffer = _io.BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
+
+
+def encode_filtered(compiled, rgb: np.ndarray, strength: float, fmt: str, quality: int,
+                    orientation=None, out=None) -> bytes:
+    """The bytes `instafilters build` writes for one output: the compiled filter at
+    `strength`, then `encode_bytes`. The build, its dry run and the exact on-the-fly
+    transforms all call this, so they cannot drift apart."""
+    return encode_bytes(compiled(rgb, strength, out=out), fmt, quality, orientation)
 
 
 def format_for(path) -> str:

@@ -2,11 +2,11 @@
 
     >>> from instafilters.transforms import InstaFilter, RandomInstaFilter
     >>> InstaFilter("toaster", jpeg_quality=90)(pil_image)   # the pixels `build` would write
-    >>> train = v2.Compose([v2.RandomResizedCrop(224), RandomInstaFilter("paper"), ...])
+    >>> train = v2.Compose([RandomInstaFilter("paper"), v2.RandomResizedCrop(224), ...])
 
 Each transform takes a PIL image, an HxWx3 uint8 array or a CHW uint8 tensor and returns
 the same type. With `jpeg_quality` the filtered image is encoded exactly as `instafilters
-build` encodes it (`io.encode_bytes`, the build's own call) and decoded again, so the
+build` encodes it (`io.encode_filtered`, the build's own call) and decoded again, so the
 pixels equal those of the built file. Compiled filters are built once per process and
 shared by every transform (`filter_registry`); a transform pickles as names and numbers,
 so DataLoader workers receive it cheaply and compile on first use.
@@ -18,7 +18,6 @@ is made when the attribute is first read, so importing this module never imports
 """
 from __future__ import annotations
 
-import io as _bytesio
 import sys
 from functools import lru_cache
 from importlib import metadata
@@ -28,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import codec, io
+from . import io
+from .io import encode_filtered
 from .errors import InstafiltersError
 from .registry import FilterRegistry, load_filters
 
@@ -72,31 +72,13 @@ def select_filters(filters="paper", recipes=None, recipes_only=False):
 
 # -- exact pixels --------------------------------------------------------------------------
 
-def decode_bytes(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> HxWx3 uint8, decoded as io.decode decodes a file: the fast
-    JPEG decoder when it applies (same pixels as Pillow, tested), else Pillow."""
-    fast = codec.decode_jpeg(_bytesio.BytesIO(data), io.MAX_PIXELS)
-    if fast is not None:
-        return fast[0]
-    with Image.open(_bytesio.BytesIO(data)) as im:
-        im.load()
-        return np.ascontiguousarray(np.asarray(io.to_rgb(im)))
-
-
-def encode_filtered(compiled, rgb: np.ndarray, strength: float, fmt: str, quality: int,
-                    orientation=None, out=None) -> bytes:
-    """The bytes `instafilters build` writes: the filter at `strength`, then io.encode_bytes
-    with the build's arguments (the one home of that sequence; the build worker can call it)."""
-    return io.encode_bytes(compiled(rgb, strength, out=out), fmt, quality, orientation)
-
-
 def build_pixels(compiled, rgb: np.ndarray, strength: float, quality: int | None,
                  fmt: str = "JPEG", orientation=None) -> np.ndarray:
     """What `instafilters build` writes for `rgb`, as decoded pixels (`quality` None: the
     raw filter output). `fmt` is the format the build picks from the file's extension."""
     if quality is None:
         return compiled(rgb, strength)
-    return decode_bytes(encode_filtered(compiled, rgb, strength, fmt, quality, orientation))
+    return io.decode_bytes(encode_filtered(compiled, rgb, strength, fmt, quality, orientation)).rgb
 
 
 def _is_tensor(x) -> bool:

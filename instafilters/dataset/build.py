@@ -326,8 +326,8 @@ def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
         try:
             decoded = io.decode(path)
             rgb = decoded.rgb if cfg.resize is None else resize_short(decoded.rgb, cfg.resize)
-            data = io.encode_bytes(f(rgb, cfg.strengths[0]), io.format_for(rel), cfg.quality,
-                                   decoded.orientation)
+            data = io.encode_filtered(f, rgb, cfg.strengths[0], io.format_for(rel), cfg.quality,
+                                      decoded.orientation)
             ratios_src += os.path.getsize(path)
             ratios_out += len(data)
         except Exception:  # noqa: BLE001 - an estimate; the run reports what fails

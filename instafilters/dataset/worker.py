@@ -180,8 +180,8 @@ def _process(job: Job, filters: dict, rel: str, written: list) -> tuple:
     for i in todo:
         target = job.targets[i]
         try:
-            data = io.encode_bytes(filters[target.filter](rgb, target.strength, out=filtered),
-                                   fmt, job.quality, decoded.orientation)
+            data = io.encode_filtered(filters[target.filter], rgb, target.strength, fmt,
+                                      job.quality, decoded.orientation, out=filtered)
         except (OSError, ValueError) as e:  # e.g. a JPEG side over 65,535 pixels
             return rel, FAILED, len(written), f"cannot encode {fmt} for {target.key}: {e}"
         _crash_hook(job, outs[i], data)

@@ -97,12 +97,20 @@ def points(value):
     return pts
 
 
-def vec2(lo, hi):
+def _vector(names: str, lo, hi):
+    """A parser of a fixed-length list of numbers in [lo, hi]; `names` is how an error
+    shows the expected shape, e.g. '[x, y]'."""
+    size = names.count(",") + 1
+
     def parse(value):
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise Invalid(f"expected [x, y], got {show(value)}")
+        if not isinstance(value, (list, tuple)) or len(value) != size:
+            raise Invalid(f"expected {names}, got {show(value)}")
         return tuple(number(lo, hi)(v) for v in value)
     return parse
+
+
+def vec2(lo, hi):
+    return _vector("[x, y]", lo, hi)
 
 
 def matrix3(value):
@@ -113,11 +121,7 @@ def matrix3(value):
 
 
 def vec3(lo, hi):
-    def parse(value):
-        if not isinstance(value, (list, tuple)) or len(value) != 3:
-            raise Invalid(f"expected [r, g, b], got {show(value)}")
-        return tuple(number(lo, hi)(v) for v in value)
-    return parse
+    return _vector("[r, g, b]", lo, hi)
 
 
 GRADIENT_FIELDS = {

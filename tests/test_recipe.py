@@ -16,6 +16,13 @@ def write(tmp_path, body, name="my.yaml"):
     return path
 
 
+def write_ops(tmp_path, *ops):
+    """A recipe file with one filter 'ok' made of these ops (YAML flow mappings)."""
+    lines = "".join(f"      - {op}\n" for op in ops)
+    return write(tmp_path, "\n    filters:\n    - name: ok\n      description: fine\n"
+                           "      ops:\n" + lines)
+
+
 # written out, not read from the code under test
 PAPER = ["1977", "amaro", "brannan", "earlybird", "gotham", "hefe", "hudson", "inkwell",
          "kelvin", "lofi", "mayfair", "nashville", "rise", "sierra", "sutro", "toaster",
@@ -59,14 +66,7 @@ def test_good_file_loads(tmp_path):
     ("{op: color_matrix, matrix: [[1, 0], [0, 1]]}", "matrix", "3x3"),
 ])
 def test_bad_ops_name_file_filter_op_and_field(tmp_path, op_text, field, fragment):
-    path = write(tmp_path, f"""
-    filters:
-    - name: ok
-      description: fine
-      ops:
-      - {{op: brightness, amount: 1.1}}
-      - {op_text}
-    """)
+    path = write_ops(tmp_path, "{op: brightness, amount: 1.1}", op_text)
     with pytest.raises(RecipeError) as err:
         load_recipe_file(path)
     message = str(err.value)
@@ -204,13 +204,7 @@ def assert_one_line_error(result, *fragments):
     ("{op: blend, color: '#102030', opacity: BAD}", "opacity"),
 ])
 def test_non_finite_numbers_are_refused_in_every_field(tmp_path, op_text, field, bad):
-    path = write(tmp_path, f"""
-    filters:
-    - name: ok
-      description: fine
-      ops:
-      - {op_text.replace("BAD", bad)}
-    """)
+    path = write_ops(tmp_path, op_text.replace("BAD", bad))
     with pytest.raises(RecipeError, match="expected a number in") as err:
         load_recipe_file(path)
     assert f"field {field!r}" in str(err.value) and "op 0" in str(err.value)

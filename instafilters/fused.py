@@ -12,11 +12,19 @@ filter (no rounding between the vignettes), and a per-size map from pixel to row
 Measured (one core, 500x375, medians, other jobs sharing the two cores): amaro went from
 3.8 ms (LutMatrix, MaskLut, MaskLut) to 0.9-1.4 ms (Lut, Matrix, ToneTable). For the
 lookup, a numba gather takes 0.40 ms, numpy's add + take 1.7 ms, OpenCV 5's 16-bit LUT
-(the index built by cv2.add) 1.4 ms. A single numba loop doing LUT, matrix and table
-together took 1.25-1.5 ms: the gathers stop it from vectorising, while cv2.transform is
-SIMD (0.12 ms), so the matrix stays in OpenCV and numba does the gathers (the LUT before
-it too: steps.Lut). numba is optional (the `fast` extra); without it the lookup runs in
-OpenCV (up to 256 rows, OpenCV 5) or numpy, with identical results: all are one gather.
+(the index built by cv2.add) 1.4 ms.
+
+Why LUT, matrix and table stay three steps (benchmarks/bench_kernels.py, 2026-12-03, quiet
+machine): one numba loop doing all three, hand-unrolled, takes 1.30-1.33 ms with the matrix
+in 16-bit fixed point and 1.45-1.46 ms with the matrix folded into nine weighted tables,
+against 0.81-0.85 ms for the steps. The gathers keep any such loop scalar, and nine scalar
+multiply-adds per pixel cost more than a whole SIMD cv2.transform pass (0.10-0.14 ms); the
+extra reads and writes of the image the steps make stay in the core's cache. Run-length
+coding the table rows does not pay either (0.93-1.31 ms against 0.38 ms for the gather): the
+row changes every 1.3-1.9 pixels along a scan line. So the matrix stays in OpenCV and numba
+does the gathers (the LUT before it too: steps.Lut). numba is optional (the `fast` extra);
+without it the lookup runs in OpenCV (up to 256 rows, OpenCV 5) or numpy, with identical
+results: all are one gather.
 """
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ demo: install-eval
 
 # Filter cost vs Pillow's decode+encode, then build throughput on tmpfs vs the Pillow and
 # libjpeg-turbo floors and pilgram (alternating, best of two, 2 processes), 1 -> 2 jobs, peak
-# memory (issue 10's definitions; benchmarks/bench_build.py). About ten minutes on two cores.
+# memory (issue 10's definitions; benchmarks/bench_build.py). About five minutes on two cores.
 # pilgram is installed for the comparison only; numba ('fast' extra) is what users get.
 BENCH_IMAGES ?= 1000
 bench: install

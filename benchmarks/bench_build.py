@@ -11,9 +11,9 @@ On one ImageNet-like tree (500x375 q90 JPEGs cut from ../shared/photos), on tmpf
                  encode_jpeg(rgb, 90, "RGB", "420") written with Path.write_bytes
   pilgram        Pillow decode, pilgram's 15 filters of the paper set, Pillow save q90
 The four run alternately, twice (--rounds), and each keeps its better run; each round's
-own build / reference ratio is printed too, as a check on the machine's noise. Goals (issue 10): build at
-least 0.6 of the Pillow floor, 0.5 of the libjpeg-turbo floor, 8x pilgram (outputs per
-second); 1 -> 2 jobs at least 1.8x; peak memory flat in the tree size.
+own build / reference ratio is printed too, as a check on the machine's noise. Goals
+(issue 10): build at least 0.6 of the Pillow floor, 0.5 of the libjpeg-turbo floor, 8x
+pilgram (outputs per second); 1 -> 2 jobs at least 1.8x; peak memory flat in the tree size.
 """
 from __future__ import annotations
 

@@ -108,8 +108,9 @@ def table():
     return [(*row, "paper") for row in PAPER] + [(*row, "extra") for row in EXTRA]
 
 
-def fit_filter(name, calibration=None, structure=None):
-    """Fit one bundled filter from its calibration pair(s), as `make recipes` does."""
+def fit_filter(name, calibration=None, structure=None, use_hald=True):
+    """Fit one bundled filter from its calibration pair(s), as `make recipes` does;
+    `use_hald=False` fits the photo alone (tools/generalisation.py)."""
     row = next(r for r in table() if r[0] == name)
     _, reference, aliases, description, set_ = row
     if reference is None:
@@ -117,7 +118,7 @@ def fit_filter(name, calibration=None, structure=None):
     shared = Path(calibration or calibration_dir())
     normal = shared / "instagram" / "Normal.jpg"
     hald = []
-    if name in HALD:
+    if use_hald and name in HALD:
         hald = [(shared / "hald" / "0.original.png", shared / "hald" / HALD[name])]
     return fit.fit_recipe([(normal, shared / "instagram" / reference)], name, hald=hald,
                           structure=structure, description=description, set_=set_,

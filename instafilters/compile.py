@@ -43,7 +43,7 @@ def compile_point_ops(point_ops, wide: bool = False) -> list:
     for op in point_ops:
         if op.kind == "tone":
             base = stages.pop()[1] if stages and stages[-1][0] == "lut" else RAMP
-            stages.append(("lut", np.clip(op.tone(np.clip(base, 0, 1)), 0, 1).astype(np.float32)))
+            stages.append(("lut", op.clipped_tone(base).astype(np.float32)))
         else:
             m = op.matrix()
             if stages and stages[-1][0] == "matrix":
@@ -106,6 +106,8 @@ class _FunctionTone:
 
     def tone(self, x):
         return self.fn(x)
+
+    clipped_tone = Op.clipped_tone
 
 
 def _identity_lut():

@@ -102,7 +102,7 @@ class ToneTable:
         k = 0
         for op in self.tail:
             if op.kind != "spatial":
-                x = np.clip(op.tone(np.clip(x, 0, 1)), 0, 1)
+                x = op.clipped_tone(x)
                 continue
             effect = np.clip(op.effect(x), 0, 1)
             pairs, group = np.unique(group * 256 + self.levels[:, k], return_inverse=True)

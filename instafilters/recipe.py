@@ -121,6 +121,10 @@ class Op:
         """Apply a per-channel op to float RGB (last axis 3)."""
         return OP_SPECS[self.name].apply(x, self.params)
 
+    def clipped_tone(self, x):
+        """`tone` as every evaluation runs it: input and output clipped to [0, 1]."""
+        return np.clip(self.tone(np.clip(x, 0, 1)), 0, 1)
+
     def matrix(self):
         """The 3x4 affine map (offset in [0, 1] units) of a matrix op."""
         return OP_SPECS[self.name].apply(self.params)
@@ -182,7 +186,7 @@ class FilterRecipe:
             elif op.kind == "spatial":
                 x = np.clip(op.spatial(np.clip(x, 0, 1)), 0, 1)
             else:
-                x = np.clip(op.tone(np.clip(x, 0, 1)), 0, 1)
+                x = op.clipped_tone(x)
         return np.clip(x, 0, 1).astype(np.float32)
 
 

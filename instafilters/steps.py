@@ -84,7 +84,7 @@ class MaskLut(_SpatialStep):
         self.op = op
         x = RAMP  # (256, 3) inputs in [0, 1]
         for tone_op in before:
-            x = np.clip(tone_op.tone(np.clip(x, 0, 1)), 0, 1).astype(np.float32)
+            x = tone_op.clipped_tone(x).astype(np.float32)
         delta = np.clip(op.effect(x), 0, 1) - x
         q = np.arange(256, dtype=np.float32)[:, None, None] / 255.0
         table = _to_uint8((x[None] + q * delta[None]) * 255.0)  # (q, x, channel)

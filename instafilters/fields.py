@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-SLUG = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # \Z, not $: "evil\n" matched "^...$"
+_SLUG = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")  # \Z, not $: "evil\n" matched "^...$"
 MAX_KNOTS = 16
 
 
@@ -154,7 +154,7 @@ def gradient(value):
 # ---------------------------------------------------------------- filter metadata
 def slug(value):
     """Names and aliases become folder names and manifest fields: a slug, nothing else."""
-    if not isinstance(value, str) or not SLUG.fullmatch(value):
+    if not isinstance(value, str) or not _SLUG.fullmatch(value):
         raise Invalid(f"expected a lowercase slug like 'toaster' (a-z, 0-9, '-', '_'; at "
                       f"most 64), got {show(value)}")
     return value

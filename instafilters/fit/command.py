@@ -61,7 +61,7 @@ def fit_command(befores, afters, name, output, halds, hald_afters, structure, fr
           --name mytoaster -o my.yaml
     """
     from ..io import atomic_write_bytes
-    from ..fields import SLUG
+    from ..fields import Invalid, slug
     from ..recipe import load_recipe_file
 
     if len(befores) != len(afters):
@@ -70,9 +70,10 @@ def fit_command(befores, afters, name, output, halds, hald_afters, structure, fr
     if len(halds) != len(hald_afters):
         raise click.UsageError(f"got {len(halds)} --hald but {len(hald_afters)} "
                                "--hald-after; give them in pairs")
-    if not SLUG.match(name):
-        raise click.BadParameter(f"must be a lowercase slug like 'toaster', got {name!r}",
-                                 param_hint="--name")
+    try:
+        slug(name)  # the one check of names, the recipe loader's
+    except Invalid as e:
+        raise click.BadParameter(str(e), param_hint="--name") from None
     frame = _frame(frame)
     if output:
         check_writable(output)

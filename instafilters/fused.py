@@ -127,16 +127,18 @@ class ToneTable:
             self._cv2_lut = padded.reshape(65536, 1, 3)
         return self._cv2_lut
 
-    def backend(self) -> str:
-        if numba_lookup() is not None:
+    def backend(self, kernels) -> str:
+        """The backend a call uses unless told one, given `numba_kernels()`."""
+        if kernels is not None:
             return "numba"
         return "cv2" if HAS_16BIT_LUT and self.row_count <= 256 else "numpy"
 
     def __call__(self, img, dst, backend=None):
         h, w = img.shape[:2]
-        backend = backend or self.backend()
+        kernels = numba_kernels()  # once per call: it is an import statement
+        backend = backend or self.backend(kernels)
         if backend == "numba":
-            return numba_lookup()(img, self.rows(h, w), self.table, dst)
+            return kernels.lookup(img, self.rows(h, w), self.table, dst)
         if backend == "cv2":
             index = cv2.add(img, self.cv2_index(h, w), dst=scratch(img.shape, np.uint16, 8),
                             dtype=cv2.CV_16U)
@@ -167,9 +169,3 @@ def _samples(h, w, center, shape, max_distance):
 def _weight(op: Op, distance):
     p = op.params
     return ops.vignette_weight(distance, p["radius"], p["softness"], p["strength"], p["invert"])
-
-
-def numba_lookup():
-    """The numba gather, imported on first use (never at `import instafilters`), or None."""
-    kernels = numba_kernels()
-    return None if kernels is None else kernels.lookup

@@ -34,7 +34,6 @@ def number(lo, hi):
         if not lo <= value <= hi:
             raise Invalid(f"expected a number in [{lo}, {hi}], got {show(value)}")
         return float(value)
-    parse.doc = f"number in [{lo}, {hi}]"
     return parse
 
 

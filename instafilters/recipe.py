@@ -35,7 +35,6 @@ class OpSpec:
     """How to read one op: its kind decides how the compiler fuses it."""
     kind: str  # "tone" (per-channel 1-D), "matrix" (3x4 affine) or "spatial"
     fields: Mapping[str, tuple]  # name -> (parser, default or REQUIRED)
-    doc: str
     apply: Callable | None = None  # tone: (x, params) -> x; matrix: params -> 3x4
 
 
@@ -69,43 +68,42 @@ _blend_mode = choice(*ops.BLEND_MODES)
 _BLEND_FIELDS = {"color": (color, None), "gradient": (gradient, None),
                  "mode": (_blend_mode, "normal"), "opacity": (number(0, 1), 1.0)}
 OP_SPECS: dict[str, OpSpec] = {
-    "curves": OpSpec("tone", {c: (points, None) for c in ("r", "g", "b", "rgb")},
-                     "per-channel r/g/b curves, then the master rgb curve (0-255 knots)",
-                     _curves),
+    # per-channel r/g/b curves, then the master rgb curve (0-255 knots)
+    "curves": OpSpec("tone", {c: (points, None) for c in ("r", "g", "b", "rgb")}, _curves),
+    # the levels dialog, scalars or [r, g, b]
     "levels": OpSpec("tone", {"in_black": (per_channel(0, 254), (0.0,) * 3),
                               "in_white": (per_channel(1, 255), (255.0,) * 3),
                               "gamma": (per_channel(0.1, 10), (1.0,) * 3),
                               "out_black": (per_channel(0, 255), (0.0,) * 3),
-                              "out_white": (per_channel(0, 255), (255.0,) * 3)},
-                     "levels dialog, scalars or [r, g, b]", _levels),
-    "gamma": OpSpec("tone", {"value": (number(0.1, 10), REQUIRED)}, ">1 brightens midtones",
+                              "out_white": (per_channel(0, 255), (255.0,) * 3)}, _levels),
+    # >1 brightens midtones
+    "gamma": OpSpec("tone", {"value": (number(0.1, 10), REQUIRED)},
                     lambda x, p: ops.gamma(x, p["value"])),
-    "brightness": OpSpec("tone", {"amount": (number(0, 4), REQUIRED)}, "CSS brightness()",
+    # CSS brightness(), contrast(), saturate(), hue-rotate(), grayscale(), sepia()
+    "brightness": OpSpec("tone", {"amount": (number(0, 4), REQUIRED)},
                          lambda x, p: ops.brightness(x, p["amount"])),
-    "contrast": OpSpec("tone", {"amount": (number(0, 4), REQUIRED)}, "CSS contrast()",
+    "contrast": OpSpec("tone", {"amount": (number(0, 4), REQUIRED)},
                        lambda x, p: ops.contrast(x, p["amount"])),
-    "saturation": OpSpec("matrix", {"amount": (number(0, 4), REQUIRED)}, "CSS saturate()",
+    "saturation": OpSpec("matrix", {"amount": (number(0, 4), REQUIRED)},
                          _affine(ops.saturation_matrix)),
     "hue_rotate": OpSpec("matrix", {"degrees": (number(-360, 360), REQUIRED)},
-                         "CSS hue-rotate()", _affine(ops.hue_rotate_matrix)),
-    "grayscale": OpSpec("matrix", {"amount": (number(0, 1), 1.0)}, "CSS grayscale()",
-                        _affine(ops.grayscale_matrix)),
-    "sepia": OpSpec("matrix", {"amount": (number(0, 1), 1.0)}, "CSS sepia()",
-                    _affine(ops.sepia_matrix)),
+                         _affine(ops.hue_rotate_matrix)),
+    "grayscale": OpSpec("matrix", {"amount": (number(0, 1), 1.0)}, _affine(ops.grayscale_matrix)),
+    "sepia": OpSpec("matrix", {"amount": (number(0, 1), 1.0)}, _affine(ops.sepia_matrix)),
+    # rgb' = M rgb + offset (offset in 0-255)
     "color_matrix": OpSpec("matrix", {"matrix": (matrix3, REQUIRED),
                                       "offset": (vec3(-255, 255), (0.0, 0.0, 0.0))},
-                           "rgb' = M rgb + offset (offset in 0-255)", _color_matrix),
-    "blend": OpSpec("tone", _BLEND_FIELDS,
-                    "blend a solid color or a linear/radial gradient under a W3C mode",
-                    _solid_blend),
-    "tint": OpSpec("tone", _BLEND_FIELDS, "same as blend", _solid_blend),
+                           _color_matrix),
+    # blend a solid colour or a linear/radial gradient under a W3C mode; tint is the same
+    "blend": OpSpec("tone", _BLEND_FIELDS, _solid_blend),
+    "tint": OpSpec("tone", _BLEND_FIELDS, _solid_blend),
+    # towards the edges (or the centre with invert), blend a colour or apply curves
     "vignette": OpSpec("spatial", {
         "center": (vec2(-1, 2), (0.5, 0.5)), "radius": (number(0, 2), 0.5),
         "softness": (number(0.01, 4), 0.5), "strength": (number(0, 1), 1.0),
         "shape": (choice("ellipse", "circle"), "ellipse"), "invert": (boolean, False),
         "color": (color, (0.0, 0.0, 0.0)), "mode": (_blend_mode, "normal"),
-        "curves": (None, None)},
-        "towards the edges (or the centre with invert), blend a colour or apply curves"),
+        "curves": (None, None)}),
 }
 
 

@@ -34,7 +34,7 @@ def ellipse_distance(u, v, center=(0.5, 0.5)):
 def ellipse_distance_grad(u, v, center=(0.5, 0.5)):
     """`ellipse_distance` and its derivatives with respect to the centre's u and v."""
     du, dv = u - center[0], v - center[1]
-    d = np.hypot(du, dv) / _HALF_DIAGONAL
+    d = ellipse_distance(u, v, center)
     safe = np.maximum(d, 1e-9) * _HALF_DIAGONAL ** 2
     return d, -du / safe, -dv / safe
 

@@ -26,7 +26,6 @@ real compiled filter on the full-size uint8 pair.
 """
 from __future__ import annotations
 
-from ..recipe_yaml import to_yaml
 from .model import COLOUR, FULL, STAGES, Model, Structure
 from .pairs import Samples, hald_samples, photo_samples
 from .search import compiled, exact_enough, fit_recipe, recipe_dict, score
@@ -34,4 +33,4 @@ from .solver import fit_parameters
 
 __all__ = ["fit_recipe", "fit_parameters", "Structure", "Model", "STAGES", "FULL", "COLOUR",
            "Samples", "photo_samples", "hald_samples", "compiled", "score", "exact_enough",
-           "recipe_dict", "to_yaml"]
+           "recipe_dict"]

@@ -43,14 +43,12 @@ class Structure:
         first_matrix = names.index("color_matrix") if "color_matrix" in names else None
         curves_at = [i for i, n in enumerate(names) if n == "curves"]
         vignettes = [op for op in recipe.ops if op.name == "vignette"]
-        if first_matrix is None:
-            pre, post = False, bool(curves_at)
-        else:
-            pre = any(i < first_matrix for i in curves_at)
-            post = any(i > first_matrix for i in curves_at)
         first = bool(vignettes) and recipe.ops[0].name == "vignette"
         if first_matrix is None:
             pre, post = (bool(curves_at), False) if first else (False, bool(curves_at))
+        else:
+            pre = any(i < first_matrix for i in curves_at)
+            post = any(i > first_matrix for i in curves_at)
         return cls(pre, first_matrix is not None, post,
                    any(not v.params["invert"] for v in vignettes),
                    any(v.params["invert"] for v in vignettes), first)

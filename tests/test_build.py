@@ -542,3 +542,22 @@ def test_a_shard_removes_only_temporaries_that_cannot_be_in_flight(reference, tm
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_worker_checks_output_folders_again_in_the_next_run(tmp_path):
+    """A Dask worker outlives a run: a folder it checked for one run may be a symlink into
+    --src by the next, and must be refused then, not written through over the sources."""
+    import dataclasses
+    from instafilters.dataset.worker import DONE, Job, Target, process_source
+    from instafilters.errors import OutputError
+    src, out = tmp_path / "src", tmp_path / "o"
+    rel = write_imagenet_tree(src, splits=("val",), classes=1, per_class=1, extras=False)[0]
+    filters = {"x": lambda rgb, strength, out=None: rgb}
+    job = Job(str(src), str(out), (), (Target("x", "x", 1.0),), 90, None, True, "t", run="1")
+    assert process_source(job, filters, rel)[1] == DONE
+    shutil.rmtree(out / "x")
+    (out / "x").symlink_to(src)
+    before = (src / rel).read_bytes()
+    with pytest.raises(OutputError, match="leads into --src"):
+        process_source(dataclasses.replace(job, run="2"), filters, rel)
+    assert (src / rel).read_bytes() == before

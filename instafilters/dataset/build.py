@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -118,7 +119,8 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
         job = Job(os.path.abspath(cfg.src), os.path.abspath(cfg.out), recipes, targets,
                   cfg.quality, cfg.resize, cfg.overwrite, token=mf.recipe_hash_all(hashes),
                   temp_suffix=f".{cfg.shard.tag}{TEMP_SUFFIX}",
-                  marker=os.path.abspath(lock.marker), owner=os.getpid())
+                  marker=os.path.abspath(lock.marker), owner=os.getpid(),
+                  run=f"{rid}-{uuid.uuid4().hex}")
         with writing(files.manifest_path):
             files.header({"run": rid, "argv": sys.argv,
                           "src": str(Path(cfg.src).resolve()),

@@ -561,3 +561,18 @@ def test_a_worker_checks_output_folders_again_in_the_next_run(tmp_path):
     with pytest.raises(OutputError, match="leads into --src"):
         process_source(dataclasses.replace(job, run="2"), filters, rel)
     assert (src / rel).read_bytes() == before
+
+
+def test_a_failure_reason_does_not_repeat_an_odd_source_name(tmp_path, recipes):
+    """The manifest and failures file name the source; the reason must not name it again
+    (for a name with a newline, io.decode quotes and escapes it: strip that form too)."""
+    src, out = tmp_path / "src", tmp_path / "o"
+    folder = src / "val" / "n01440764"
+    folder.mkdir(parents=True)
+    (folder / "bad\nname.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    run_build(src, out, "--jobs", "1", recipes=recipes, check=1)  # 1: a source failed
+    [line] = [x for x in manifest_lines(out) if x.get("status") == "failed"]
+    assert line["src"] == "val/n01440764/bad\nname.JPEG"
+    assert line["reason"].startswith("cannot decode image ("), line["reason"]
+    [failures] = (out / ".instafilters").glob("failures-*.tsv")
+    assert str(src) not in failures.read_text()

@@ -225,8 +225,10 @@ def _crash_hook(job: Job, path: str, data: bytes) -> None:
 
 
 def _reason(e: Exception, src: str) -> str:
-    text = str(e)
-    return text[len(src) + 2:] if text.startswith(src + ": ") else text
+    """The message without the source's name in front (the manifest line names it), as
+    io.decode writes that name: files.display, quoted and escaped when not printable."""
+    text, name = str(e), display(src) + ": "
+    return text[len(name):] if text.startswith(name) else text
 
 
 def resize_short(rgb, short: int):

@@ -485,6 +485,8 @@ def test_dry_run_counts_and_writes_nothing(reference, tmp_path, recipes):
     before = sorted(p for p in out.rglob("*"))
     proc = run_build(src, out, "--dry-run", recipes=recipes, check=0)
     assert f"already done: {len(rels)}; to write: {len(rels)}" in proc.stdout
+    proc = run_build(src, out, "--dry-run", "--overwrite", recipes=recipes, check=0)
+    assert f"already done: 0; to write: {2 * len(rels)}" in proc.stdout  # all remade
     assert sorted(p for p in out.rglob("*")) == before
 
 

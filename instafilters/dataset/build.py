@@ -308,19 +308,17 @@ def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
     """Counts, outputs already there, and an output size estimate from a few real encodes."""
     from ..compile import CompiledFilter
     old = mf.read_record(cfg.out) if cfg.out.is_dir() else None
+    summary.existing_outputs = 0
     if old is not None:
         mf.check_record(cfg.out, record, cfg.overwrite)  # refuse now rather than later
+    if old is not None and not cfg.overwrite:  # --overwrite remakes them all: none counts
         since = {n: e["valid_since"] for n, e in old.get("filters", {}).items()}
         targets = targets_for(cfg.filters, cfg.strengths)
-        existing = 0
         for entry in _sources(cfg):
             if entry.is_image:
-                existing += sum(
+                summary.existing_outputs += sum(
                     valid(inside(cfg.out, f"{t.key}/{entry.rel}"), since.get(t.filter, 1e30))
                     for t in targets)
-        summary.existing_outputs = 0 if cfg.overwrite else existing
-    else:
-        summary.existing_outputs = 0
     ratios_src = ratios_out = 0
     f = CompiledFilter(recipes[0])
     for rel in sample:

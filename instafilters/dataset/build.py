@@ -6,6 +6,7 @@ and summary progress.py, the settings record and per-run files manifest.py.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -54,10 +55,13 @@ class BuildConfig:
 
 
 def targets_for(filters, strengths, record=None) -> tuple:
+    """The output folders, each with its filter's valid_since in `record` (a filter the
+    record lacks: math.inf, nothing there yet counts as made with these settings)."""
     several = len(strengths) > 1
     out = []
     for name in filters:
-        since = record["filters"][name]["valid_since"] if record else 0.0
+        entry = record["filters"].get(name) if record else {"valid_since": 0.0}
+        since = entry["valid_since"] if entry else math.inf
         for s in strengths:
             key = f"{name}/{strength_folder(s)}" if several else name
             out.append(Target(clean_rel(key, "output folder"), name, float(s), since))
@@ -87,10 +91,9 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
     hashes = {r.name: mf.recipe_hash(r) for r in recipes}
     summary = Summary(outputs_per_source=len(cfg.filters) * len(cfg.strengths))
     targets_for(cfg.filters, cfg.strengths)  # output folder names checked before any work
-    sample = _count(cfg, summary)
     if cfg.dry_run:
-        return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), sample,
-                        summary)
+        return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), summary)
+    _count(cfg, summary)
     rid = mf.run_id(cfg.shard)
     lock, record, diff, removed = _start(cfg, hashes, rid)
     finished = False
@@ -191,14 +194,18 @@ def _sources(cfg: BuildConfig, sizes: bool = False):
             yield entry
 
 
-def _count(cfg: BuildConfig, summary: Summary) -> list:
-    """Pass 1 (streamed): count, so the progress bar has a total and --dry-run its numbers;
-    returns the first few sources, for --dry-run's size estimate."""
+def _count(cfg: BuildConfig, summary: Summary, existing: tuple = ()) -> list:
+    """Pass 1 (streamed): count, so the progress bar has a total and --dry-run its numbers
+    (with `existing` targets, also their outputs already there and valid); returns the
+    first few sources, for --dry-run's size estimate."""
     sample = []
     for entry in _sources(cfg, sizes=cfg.dry_run):
         if entry.is_image:
             summary.sources += 1
             summary.source_bytes += entry.size
+            if existing:
+                summary.existing_outputs += sum(valid(inside(cfg.out, f"{t.key}/{entry.rel}"),
+                                                      t.valid_since) for t in existing)
             if len(sample) < ESTIMATE_SAMPLE:
                 sample.append(entry.rel)
         else:
@@ -304,21 +311,16 @@ def temp_tag(name: str) -> str | None:
     return tag if re.fullmatch(r"s\d+of\d+", tag) else None
 
 
-def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
+def _dry_run(cfg, recipes, record, summary: Summary) -> Summary:
     """Counts, outputs already there, and an output size estimate from a few real encodes."""
     from ..compile import CompiledFilter
     old = mf.read_record(cfg.out) if cfg.out.is_dir() else None
-    summary.existing_outputs = 0
     if old is not None:
         mf.check_record(cfg.out, record, cfg.overwrite)  # refuse now rather than later
-    if old is not None and not cfg.overwrite:  # --overwrite remakes them all: none counts
-        since = {n: e["valid_since"] for n, e in old.get("filters", {}).items()}
-        targets = targets_for(cfg.filters, cfg.strengths)
-        for entry in _sources(cfg):
-            if entry.is_image:
-                summary.existing_outputs += sum(
-                    valid(inside(cfg.out, f"{t.key}/{entry.rel}"), since.get(t.filter, 1e30))
-                    for t in targets)
+    summary.existing_outputs = 0
+    # --overwrite remakes them all: none counts as done
+    existing = targets_for(cfg.filters, cfg.strengths, old) if old and not cfg.overwrite else ()
+    sample = _count(cfg, summary, existing)
     ratios_src = ratios_out = 0
     f = CompiledFilter(recipes[0])
     for rel in sample:

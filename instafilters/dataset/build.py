@@ -221,18 +221,19 @@ def _record_settings(cfg: BuildConfig, hashes: dict, others: dict) -> tuple[dict
     with writing(cfg.out, "write to --out"):
         now = mf.filesystem_now(mf.meta_dir(cfg.out))  # also: is --out writable at all?
     record = mf.make_record(record_options(cfg), hashes, now=now)
-    merged, diff = mf.check_record(cfg.out, record, cfg.overwrite)
+    old = mf.read_record(cfg.out)
+    merged, diff = mf.check_record(cfg.out, record, cfg.overwrite, old)
     live = sorted(tag for tag, alive in others.items() if alive)
     if diff and live:
         raise InstafiltersError(
             f"{cfg.out}: other runs are building with the recorded settings right now "
             f"({', '.join('running-' + t for t in live)}); --overwrite with new settings "
             f"must wait until they end")
+    if merged == old:
+        return old, diff
     with writing(cfg.out, "write to --out"):
-        old = mf.read_record(cfg.out)
-        if old is None or merged != old:
-            mf.write_record(cfg.out, merged, old_exists=old is not None)
-        return mf.read_record(cfg.out), diff
+        mf.write_record(cfg.out, merged, old_exists=old is not None)
+        return mf.read_record(cfg.out), diff  # read back: another shard may have been first
 
 
 def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progress_factory):
@@ -316,7 +317,7 @@ def _dry_run(cfg, recipes, record, summary: Summary) -> Summary:
     from ..compile import CompiledFilter
     old = mf.read_record(cfg.out) if cfg.out.is_dir() else None
     if old is not None:
-        mf.check_record(cfg.out, record, cfg.overwrite)  # refuse now rather than later
+        mf.check_record(cfg.out, record, cfg.overwrite, old)  # refuse now, not later
     summary.existing_outputs = 0
     # --overwrite remakes them all: none counts as done
     existing = targets_for(cfg.filters, cfg.strengths, old) if old and not cfg.overwrite else ()

@@ -199,7 +199,6 @@ def load_rgb(image) -> np.ndarray:
 
 def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orientation=None) -> bytes:
     """Encode to bytes in memory: fixed settings so the same pixels give the same bytes."""
-    import io as _io
     check_encodable(rgb.shape, fmt)
     if fmt == "JPEG":
         data = codec.encode_jpeg(rgb, quality, orientation)  # the same bytes, faster
@@ -215,7 +214,7 @@ def encode_bytes(rgb: np.ndarray, fmt: str, quality=DEFAULT_JPEG_QUALITY, orient
         kwargs = dict(quality=quality)
     if orientation and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["exif"] = codec.exif_bytes(orientation)
-    buffer = _io.BytesIO()
+    buffer = _BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
 

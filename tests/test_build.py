@@ -485,6 +485,8 @@ def test_dry_run_counts_and_writes_nothing(reference, tmp_path, recipes):
     before = sorted(p for p in out.rglob("*"))
     proc = run_build(src, out, "--dry-run", recipes=recipes, check=0)
     assert f"already done: {len(rels)}; to write: {len(rels)}" in proc.stdout
+    proc = run_build(src, out, "--dry-run", "--overwrite", recipes=recipes, check=0)
+    assert f"already done: 0; to write: {2 * len(rels)}" in proc.stdout  # all remade
     assert sorted(p for p in out.rglob("*")) == before
 
 
@@ -542,3 +544,37 @@ def test_a_shard_removes_only_temporaries_that_cannot_be_in_flight(reference, tm
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_worker_checks_output_folders_again_in_the_next_run(tmp_path):
+    """A Dask worker outlives a run: a folder it checked for one run may be a symlink into
+    --src by the next, and must be refused then, not written through over the sources."""
+    import dataclasses
+    from instafilters.dataset.worker import DONE, Job, Target, process_source
+    from instafilters.errors import OutputError
+    src, out = tmp_path / "src", tmp_path / "o"
+    rel = write_imagenet_tree(src, splits=("val",), classes=1, per_class=1, extras=False)[0]
+    filters = {"x": lambda rgb, strength, out=None: rgb}
+    job = Job(str(src), str(out), (), (Target("x", "x", 1.0),), 90, None, True, "t", run="1")
+    assert process_source(job, filters, rel)[1] == DONE
+    shutil.rmtree(out / "x")
+    (out / "x").symlink_to(src)
+    before = (src / rel).read_bytes()
+    with pytest.raises(OutputError, match="leads into --src"):
+        process_source(dataclasses.replace(job, run="2"), filters, rel)
+    assert (src / rel).read_bytes() == before
+
+
+def test_a_failure_reason_does_not_repeat_an_odd_source_name(tmp_path, recipes):
+    """The manifest and failures file name the source; the reason must not name it again
+    (for a name with a newline, io.decode quotes and escapes it: strip that form too)."""
+    src, out = tmp_path / "src", tmp_path / "o"
+    folder = src / "val" / "n01440764"
+    folder.mkdir(parents=True)
+    (folder / "bad\nname.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    run_build(src, out, "--jobs", "1", recipes=recipes, check=1)  # 1: a source failed
+    [line] = [x for x in manifest_lines(out) if x.get("status") == "failed"]
+    assert line["src"] == "val/n01440764/bad\nname.JPEG"
+    assert line["reason"].startswith("cannot decode image ("), line["reason"]
+    [failures] = (out / ".instafilters").glob("failures-*.tsv")
+    assert str(src) not in failures.read_text()

@@ -6,10 +6,12 @@ and summary progress.py, the settings record and per-run files manifest.py.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -53,10 +55,13 @@ class BuildConfig:
 
 
 def targets_for(filters, strengths, record=None) -> tuple:
+    """The output folders, each with its filter's valid_since in `record` (a filter the
+    record lacks: math.inf, nothing there yet counts as made with these settings)."""
     several = len(strengths) > 1
     out = []
     for name in filters:
-        since = record["filters"][name]["valid_since"] if record else 0.0
+        entry = record["filters"].get(name) if record else {"valid_since": 0.0}
+        since = entry["valid_since"] if entry else math.inf
         for s in strengths:
             key = f"{name}/{strength_folder(s)}" if several else name
             out.append(Target(clean_rel(key, "output folder"), name, float(s), since))
@@ -86,10 +91,9 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
     hashes = {r.name: mf.recipe_hash(r) for r in recipes}
     summary = Summary(outputs_per_source=len(cfg.filters) * len(cfg.strengths))
     targets_for(cfg.filters, cfg.strengths)  # output folder names checked before any work
-    sample = _count(cfg, summary)
     if cfg.dry_run:
-        return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), sample,
-                        summary)
+        return _dry_run(cfg, recipes, mf.make_record(record_options(cfg), hashes), summary)
+    _count(cfg, summary)
     rid = mf.run_id(cfg.shard)
     lock, record, diff, removed = _start(cfg, hashes, rid)
     finished = False
@@ -118,7 +122,8 @@ def _build(cfg: BuildConfig, report, progress_factory, client) -> Summary:
         job = Job(os.path.abspath(cfg.src), os.path.abspath(cfg.out), recipes, targets,
                   cfg.quality, cfg.resize, cfg.overwrite, token=mf.recipe_hash_all(hashes),
                   temp_suffix=f".{cfg.shard.tag}{TEMP_SUFFIX}",
-                  marker=os.path.abspath(lock.marker), owner=os.getpid())
+                  marker=os.path.abspath(lock.marker), owner=os.getpid(),
+                  run=f"{rid}-{uuid.uuid4().hex}")
         with writing(files.manifest_path):
             files.header({"run": rid, "argv": sys.argv,
                           "src": str(Path(cfg.src).resolve()),
@@ -189,14 +194,18 @@ def _sources(cfg: BuildConfig, sizes: bool = False):
             yield entry
 
 
-def _count(cfg: BuildConfig, summary: Summary) -> list:
-    """Pass 1 (streamed): count, so the progress bar has a total and --dry-run its numbers;
-    returns the first few sources, for --dry-run's size estimate."""
+def _count(cfg: BuildConfig, summary: Summary, existing: tuple = ()) -> list:
+    """Pass 1 (streamed): count, so the progress bar has a total and --dry-run its numbers
+    (with `existing` targets, also their outputs already there and valid); returns the
+    first few sources, for --dry-run's size estimate."""
     sample = []
     for entry in _sources(cfg, sizes=cfg.dry_run):
         if entry.is_image:
             summary.sources += 1
             summary.source_bytes += entry.size
+            if existing:
+                summary.existing_outputs += sum(valid(inside(cfg.out, f"{t.key}/{entry.rel}"),
+                                                      t.valid_since) for t in existing)
             if len(sample) < ESTIMATE_SAMPLE:
                 sample.append(entry.rel)
         else:
@@ -212,18 +221,19 @@ def _record_settings(cfg: BuildConfig, hashes: dict, others: dict) -> tuple[dict
     with writing(cfg.out, "write to --out"):
         now = mf.filesystem_now(mf.meta_dir(cfg.out))  # also: is --out writable at all?
     record = mf.make_record(record_options(cfg), hashes, now=now)
-    merged, diff = mf.check_record(cfg.out, record, cfg.overwrite)
+    old = mf.read_record(cfg.out)
+    merged, diff = mf.check_record(cfg.out, record, cfg.overwrite, old)
     live = sorted(tag for tag, alive in others.items() if alive)
     if diff and live:
         raise InstafiltersError(
             f"{cfg.out}: other runs are building with the recorded settings right now "
             f"({', '.join('running-' + t for t in live)}); --overwrite with new settings "
             f"must wait until they end")
+    if merged == old:
+        return old, diff
     with writing(cfg.out, "write to --out"):
-        old = mf.read_record(cfg.out)
-        if old is None or merged != old:
-            mf.write_record(cfg.out, merged, old_exists=old is not None)
-        return mf.read_record(cfg.out), diff
+        mf.write_record(cfg.out, merged, old_exists=old is not None)
+        return mf.read_record(cfg.out), diff  # read back: another shard may have been first
 
 
 def _run(cfg: BuildConfig, job: Job, client, files, summary: Summary, say, progress_factory):
@@ -302,23 +312,16 @@ def temp_tag(name: str) -> str | None:
     return tag if re.fullmatch(r"s\d+of\d+", tag) else None
 
 
-def _dry_run(cfg, recipes, record, sample, summary: Summary) -> Summary:
+def _dry_run(cfg, recipes, record, summary: Summary) -> Summary:
     """Counts, outputs already there, and an output size estimate from a few real encodes."""
     from ..compile import CompiledFilter
     old = mf.read_record(cfg.out) if cfg.out.is_dir() else None
     if old is not None:
-        mf.check_record(cfg.out, record, cfg.overwrite)  # refuse now rather than later
-        since = {n: e["valid_since"] for n, e in old.get("filters", {}).items()}
-        targets = targets_for(cfg.filters, cfg.strengths)
-        existing = 0
-        for entry in _sources(cfg):
-            if entry.is_image:
-                existing += sum(
-                    valid(inside(cfg.out, f"{t.key}/{entry.rel}"), since.get(t.filter, 1e30))
-                    for t in targets)
-        summary.existing_outputs = 0 if cfg.overwrite else existing
-    else:
-        summary.existing_outputs = 0
+        mf.check_record(cfg.out, record, cfg.overwrite, old)  # refuse now, not later
+    summary.existing_outputs = 0
+    # --overwrite remakes them all: none counts as done
+    existing = targets_for(cfg.filters, cfg.strengths, old) if old and not cfg.overwrite else ()
+    sample = _count(cfg, summary, existing)
     ratios_src = ratios_out = 0
     f = CompiledFilter(recipes[0])
     for rel in sample:

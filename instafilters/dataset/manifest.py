@@ -145,10 +145,10 @@ def _show(v):
     return "none" if v is None else str(v)
 
 
-def check_record(out, record: dict, overwrite: bool) -> tuple[dict, list[str]]:
+def check_record(out, record: dict, overwrite: bool, old: dict | None) -> tuple[dict, list[str]]:
     """The record to keep after this run, and the differences found (already allowed by
-    --overwrite). Refuses with a clear message when settings differ without --overwrite."""
-    old = read_record(out)
+    --overwrite), given `old`, run.json as read_record read it (the caller keeps it too).
+    Refuses with a clear message when settings differ without --overwrite."""
     if old is None:
         return _fresh_dirs_valid(out, record, record["filters"]), []
     diff = differences(old, record)

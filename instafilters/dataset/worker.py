@@ -52,6 +52,7 @@ class Job:
     temp_suffix: str = TEMP_SUFFIX
     marker: str = ""  # the run's .instafilters/running-<tag> (see lock.py)
     owner: int = 0  # pid of the run's main process
+    run: str = ""  # unique per build: what a worker caches is for this run only
 
 
 OWNER_ENV = "INSTAFILTERS_BUILD_OWNER"  # set by the run; inherited by its loky workers only
@@ -116,27 +117,31 @@ def output_paths(job: Job, rel: str) -> list:
     return outs
 
 
-_CHECKED: dict = {}  # (src, out) -> their real paths, and output folders already checked
+_CHECKED: list = [None]  # (run, real roots, folders checked): this run's only
 
 
 def _check_folder(job: Job, folder: str) -> None:
     """`inside` checks names; this checks where an output folder really is. A symlink
     made in --out (<out>/toaster -> the source tree) led every write over the sources,
     exit 0. A folder that resolves into --src (and not into --out, which may lie in --src)
-    stops the run. Each folder is resolved once per process."""
-    if folder in _CHECKED:
+    stops the run. Each folder is resolved once per run and process: a Dask worker outlives
+    the run, and a folder checked by an earlier run may be a symlink by now. The state is
+    one tuple, swapped whole: a Dask worker's threads may serve two runs at once."""
+    run = (job.run, job.src, job.out)
+    state = _CHECKED[0]
+    if state is None or state[0] != run:
+        roots = (os.path.realpath(job.src) + os.sep, os.path.realpath(job.out) + os.sep)
+        state = _CHECKED[0] = (run, roots, set())
+    _, (src_root, out_root), folders = state
+    if folder in folders:
         return
-    if len(_CHECKED) > 100_000:
-        _CHECKED.clear()
-    roots = _CHECKED.get((job.src, job.out))
-    if roots is None:
-        roots = _CHECKED[(job.src, job.out)] = (os.path.realpath(job.src) + os.sep,
-                                                os.path.realpath(job.out) + os.sep)
+    if len(folders) > 100_000:
+        folders.clear()
     real = os.path.realpath(folder) + os.sep
-    if real.startswith(roots[0]) and not real.startswith(roots[1]):
+    if real.startswith(src_root) and not real.startswith(out_root):
         raise OutputError(f"{display(folder)} leads into --src ({display(real[:-1])}) through "
                           f"a symbolic link: refusing to write over the sources")
-    _CHECKED[folder] = True
+    folders.add(folder)
 
 
 def valid(path: str, since: float) -> bool:
@@ -220,8 +225,10 @@ def _crash_hook(job: Job, path: str, data: bytes) -> None:
 
 
 def _reason(e: Exception, src: str) -> str:
-    text = str(e)
-    return text[len(src) + 2:] if text.startswith(src + ": ") else text
+    """The message without the source's name in front (the manifest line names it), as
+    io.decode writes that name: files.display, quoted and escaped when not printable."""
+    text, name = str(e), display(src) + ": "
+    return text[len(name):] if text.startswith(name) else text
 
 
 def resize_short(rgb, short: int):

@@ -28,7 +28,6 @@ import numpy as np
 from PIL import Image
 
 from . import io
-from .io import encode_filtered
 from .errors import InstafiltersError
 from .registry import FilterRegistry, load_filters
 
@@ -78,7 +77,8 @@ def build_pixels(compiled, rgb: np.ndarray, strength: float, quality: int | None
     raw filter output). `fmt` is the format the build picks from the file's extension."""
     if quality is None:
         return compiled(rgb, strength)
-    return io.decode_bytes(encode_filtered(compiled, rgb, strength, fmt, quality, orientation)).rgb
+    data = io.encode_filtered(compiled, rgb, strength, fmt, quality, orientation)
+    return io.decode_bytes(data).rgb
 
 
 def _is_tensor(x) -> bool:
@@ -175,8 +175,8 @@ class InstaFilterCallable:
     def encode(self, image, fmt: str = "JPEG", orientation=None) -> bytes:
         """The bytes `instafilters build` writes for `image` (quality: jpeg_quality or 90)."""
         quality = io.DEFAULT_JPEG_QUALITY if self.jpeg_quality is None else self.jpeg_quality
-        return encode_filtered(self.compiled, io.load_rgb(image), self.strength, fmt, quality,
-                               orientation)
+        return io.encode_filtered(self.compiled, io.load_rgb(image), self.strength, fmt,
+                                  quality, orientation)
 
     def apply(self, image):
         return apply_to(image, self.pixels)
@@ -302,5 +302,4 @@ def __getattr__(name):
 
 
 __all__ = ["InstaFilter", "RandomInstaFilter", "InstaFilterCallable",
-           "RandomInstaFilterCallable", "build_pixels", "encode_filtered", "filter_registry",
-           "select_filters"]
+           "RandomInstaFilterCallable", "build_pixels", "filter_registry", "select_filters"]

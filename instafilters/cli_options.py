@@ -12,6 +12,7 @@ from .errors import InstafiltersError
 from .io import DEFAULT_JPEG_QUALITY
 from .paths import clean_rel, strength_folder
 from .registry import FilterRegistry, load_filters
+from .transforms import check_recipes_only
 
 recipes_option = click.option(
     "--recipes", "recipes", type=click.Path(dir_okay=False), default=None,
@@ -24,8 +25,7 @@ filters_option = click.option(
 
 
 def registry_from(recipes, recipes_only=False) -> FilterRegistry:
-    if recipes_only and not recipes:
-        raise click.UsageError("--recipes-only needs --recipes FILE")
+    check_recipes_only(recipes, recipes_only, click.UsageError)
     return load_filters(recipes, merge=not recipes_only)
 
 

@@ -36,13 +36,18 @@ RECIPE_SUFFIXES = (".yaml", ".yml")
 
 # -- the filters of a process --------------------------------------------------------------
 
+def check_recipes_only(recipes, recipes_only, error=InstafiltersError) -> None:
+    """recipes_only means the recipes file alone, so it needs one; the one check of the
+    library and every command (which pass click.UsageError: exit 2 with the usage)."""
+    if recipes_only and not recipes:
+        raise error("recipes_only needs a recipes file (--recipes-only needs --recipes FILE)")
+
+
 def filter_registry(recipes=None, recipes_only: bool = False) -> FilterRegistry:
     """The process-wide registry for `recipes` (None: the bundled filters; a file: merged
     over them like `--recipes`, alone with `recipes_only`). Its compiled filters are made
     once per process and shared by every transform and dataset."""
-    if recipes_only and not recipes:
-        raise InstafiltersError("recipes_only needs a recipes file (--recipes-only needs "
-                                "--recipes FILE)")
+    check_recipes_only(recipes, recipes_only)
     return _registry(str(Path(recipes).resolve()) if recipes else None, bool(recipes_only))
 
 

@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import io
-from ..paths import clean_rel
-from ..tree import output_tree_of, walk
+from ..paths import split_list
+from ..tree import output_tree_of, split_roots, walk
 from ..errors import InstafiltersError
 from .labels import image_key, label_matrix, read_accepted_labels
 
@@ -72,8 +72,8 @@ class EvalPlan:
 
 def resolve_split(clean_root: Path, split: str | None) -> str | None:
     """'auto' -> 'val' when the clean tree has a val folder, else the whole tree; '.' or ''
-    -> the whole tree; any other name must be a folder of the clean tree, by a relative
-    path without '..' (the CLI checks --split; this checks InstagramImageNet's split too).
+    -> the whole tree; any other name must be one folder of the clean tree, checked as the
+    build checks its --split (tree.split_roots: a relative path without '..', a folder).
     A clean tree that is a build output is refused: its images would be filtered twice."""
     tree = output_tree_of(os.path.realpath(clean_root))
     if tree is not None:
@@ -83,12 +83,11 @@ def resolve_split(clean_root: Path, split: str | None) -> str | None:
         return None
     if split == "auto":
         return "val" if (clean_root / "val").is_dir() else None
-    split = clean_rel(split, "--split") or None
-    if split is None:
-        return None
-    if not (clean_root / split).is_dir():
-        raise InstafiltersError(f"--split {split!r}: {clean_root / split} is not a folder")
-    return split
+    names = split_list(split)
+    if len(names) != 1:
+        raise InstafiltersError(f"--split {split!r}: one folder expected, got {len(names)} "
+                                f"(eval scores one split at a time)")
+    return split_roots(clean_root, split)[0] or None
 
 
 def find_filter_dirs(data_root: Path, filters: list[str], registry,

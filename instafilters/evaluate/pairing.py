@@ -90,6 +90,21 @@ def resolve_split(clean_root: Path, split: str | None) -> str | None:
     return split_roots(clean_root, split)[0] or None
 
 
+def clean_images(root: Path, split: str | None, what: str = "") -> tuple[str | None, dict]:
+    """(the split resolve_split makes of `split`, key -> path of every image under it, keys
+    relative to the split folder): the clean tree as eval and InstagramImageNet read it.
+    `what` starts the errors ('--clean ' for eval)."""
+    if not root.is_dir():
+        raise InstafiltersError(f"{what}{root}: no such folder")
+    split = resolve_split(root, split)
+    folder = root / split if split else root
+    found = scan_images(folder)
+    if not found:
+        raise InstafiltersError(f"{what}{folder}: no images found "
+                                f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    return split, found
+
+
 def find_filter_dirs(data_root: Path, filters: list[str], registry,
                      strength: float | None = None) -> dict[str, Path]:
     """Canonical filter name -> its folder in the build output. Folder names match by name or
@@ -140,14 +155,9 @@ def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="
     name, so two runs score the same images).
     """
     clean_root = Path(clean_root)
-    if not clean_root.is_dir():
-        raise InstafiltersError(f"--clean {clean_root}: no such folder")
-    split = resolve_split(clean_root, split)
+    split, found = clean_images(clean_root, split, "--clean ")
     sub = Path(split) if split else Path()
-    clean = {image_key(sub / k): p for k, p in scan_images(clean_root / sub).items()}
-    if not clean:
-        raise InstafiltersError(f"--clean {clean_root / sub}: no images found "
-                                f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    clean = {image_key(sub / k): p for k, p in found.items()}
     if data_root is None:
         filtering = {"strength": 1.0 if strength is None else float(strength),
                      "jpeg_quality": jpeg_quality, "recipes": recipes,

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from . import io
 from .evaluate.labels import wnid_label
 from .evaluate.pairing import clean_images
-from .transforms import InstaFilterCallable, select_filters
+from .transforms import InstaFilterCallable, read_image, select_filters
 
 
 class InstagramImageNet:
@@ -48,10 +46,7 @@ class InstagramImageNet:
             raise IndexError(f"index {index} out of range for {len(self)} items")
         filter_index, i = divmod(index % len(self), len(self.samples))
         path, label = self.samples[i]
-        decoded = io.decode(path)
-        pixels = self.transforms[filter_index].pixels(decoded.rgb, io.format_for(path),
-                                                      decoded.orientation)
-        image = Image.fromarray(pixels, "RGB")
+        image = read_image(path, self.transforms[filter_index])
         if self.transform is not None:
             image = self.transform(image)
         return (image, label) if len(self.filters) == 1 else (image, label, filter_index)

@@ -86,6 +86,17 @@ def build_pixels(compiled, rgb: np.ndarray, strength: float, quality: int | None
     return io.decode_bytes(data).rgb
 
 
+def read_image(path, transform: "InstaFilterCallable | None" = None) -> Image.Image:
+    """`path` decoded as the build decodes it and, with `transform`, filtered to the pixels
+    the build writes for it (its format from the extension, its EXIF orientation kept): the
+    one read of InstagramImageNet and eval's on-the-fly loader."""
+    decoded = io.decode(path)
+    rgb = decoded.rgb
+    if transform is not None:
+        rgb = transform.pixels(rgb, io.format_for(path), decoded.orientation)
+    return Image.fromarray(rgb, "RGB")
+
+
 def _is_tensor(x) -> bool:
     torch = sys.modules.get("torch")  # not imported: x cannot be a tensor
     return torch is not None and isinstance(x, torch.Tensor)

@@ -10,8 +10,9 @@ import click
 
 from .errors import InstafiltersError
 from .io import DEFAULT_JPEG_QUALITY
-from .paths import clean_rel, strength_folder
+from .paths import split_list, strength_folder
 from .registry import FilterRegistry, load_filters
+from .transforms import check_recipes_only
 
 recipes_option = click.option(
     "--recipes", "recipes", type=click.Path(dir_okay=False), default=None,
@@ -24,8 +25,7 @@ filters_option = click.option(
 
 
 def registry_from(recipes, recipes_only=False) -> FilterRegistry:
-    if recipes_only and not recipes:
-        raise click.UsageError("--recipes-only needs --recipes FILE")
+    check_recipes_only(recipes, recipes_only, click.UsageError)
     return load_filters(recipes, merge=not recipes_only)
 
 
@@ -99,14 +99,10 @@ def split_names(text) -> str | None:
     absolute paths, so nothing derived from it can leave its root."""
     if text is None:
         return None
-    names = []
-    for part in str(text).split(","):
-        if not part.strip():
-            continue
-        try:
-            names.append(clean_rel(part.strip(), "--split") or ".")
-        except InstafiltersError as e:
-            raise click.BadParameter(str(e)) from None
+    try:
+        names = [name or "." for name in split_list(text)]
+    except InstafiltersError as e:
+        raise click.BadParameter(str(e)) from None
     if not names:
         raise click.BadParameter(f"expected folder names, got {text!r}")
     return ",".join(names)

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from . import io
-from .errors import InstafiltersError
 from .evaluate.labels import wnid_label
-from .evaluate.pairing import resolve_split, scan_images
-from .transforms import InstaFilterCallable, select_filters
+from .evaluate.pairing import clean_images
+from .transforms import InstaFilterCallable, read_image, select_filters
 
 
 class InstagramImageNet:
@@ -33,14 +30,7 @@ class InstagramImageNet:
                  jpeg_quality: int | None = io.DEFAULT_JPEG_QUALITY, transform=None,
                  recipes=None, recipes_only: bool = False):
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise InstafiltersError(f"{self.root}: no such folder")
-        self.split = resolve_split(self.root, split)
-        sub = Path(self.split) if self.split else Path()
-        found = scan_images(self.root / sub)
-        if not found:
-            raise InstafiltersError(f"{self.root / sub}: no images found "
-                                    f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+        self.split, found = clean_images(self.root, split)
         self.samples = [(found[k], wnid_label(k)) for k in sorted(found)]
         self.targets = [label for _, label in self.samples]
         self.filters, recipes = select_filters(filters, recipes, recipes_only)
@@ -56,10 +46,7 @@ class InstagramImageNet:
             raise IndexError(f"index {index} out of range for {len(self)} items")
         filter_index, i = divmod(index % len(self), len(self.samples))
         path, label = self.samples[i]
-        decoded = io.decode(path)
-        pixels = self.transforms[filter_index].pixels(decoded.rgb, io.format_for(path),
-                                                      decoded.orientation)
-        image = Image.fromarray(pixels, "RGB")
+        image = read_image(path, self.transforms[filter_index])
         if self.transform is not None:
             image = self.transform(image)
         return (image, label) if len(self.filters) == 1 else (image, label, filter_index)

@@ -28,6 +28,13 @@ def clean_rel(rel: str, what: str = "path") -> str:
     return posixpath.join(*parts) if parts else ""
 
 
+def split_list(text, what: str = "--split") -> list[str]:
+    """A comma list of folder names (--split NAME[,NAME]) -> each after `clean_rel` ('' for
+    '.', the whole tree); blanks between commas are skipped. The one parser of the CLI's
+    option, the build's walk and eval's split."""
+    return [clean_rel(part.strip(), what) for part in str(text).split(",") if part.strip()]
+
+
 def inside(root, rel: str, what: str = "path") -> str:
     """`root`/`rel` as a string, after `clean_rel`: never outside `root` by its name."""
     rel = clean_rel(rel, what)

@@ -28,7 +28,6 @@ import numpy as np
 from PIL import Image
 
 from . import io
-from .io import encode_filtered
 from .errors import InstafiltersError
 from .registry import FilterRegistry, load_filters
 
@@ -37,13 +36,18 @@ RECIPE_SUFFIXES = (".yaml", ".yml")
 
 # -- the filters of a process --------------------------------------------------------------
 
+def check_recipes_only(recipes, recipes_only, error=InstafiltersError) -> None:
+    """recipes_only means the recipes file alone, so it needs one; the one check of the
+    library and every command (which pass click.UsageError: exit 2 with the usage)."""
+    if recipes_only and not recipes:
+        raise error("recipes_only needs a recipes file (--recipes-only needs --recipes FILE)")
+
+
 def filter_registry(recipes=None, recipes_only: bool = False) -> FilterRegistry:
     """The process-wide registry for `recipes` (None: the bundled filters; a file: merged
     over them like `--recipes`, alone with `recipes_only`). Its compiled filters are made
     once per process and shared by every transform and dataset."""
-    if recipes_only and not recipes:
-        raise InstafiltersError("recipes_only needs a recipes file (--recipes-only needs "
-                                "--recipes FILE)")
+    check_recipes_only(recipes, recipes_only)
     return _registry(str(Path(recipes).resolve()) if recipes else None, bool(recipes_only))
 
 
@@ -78,7 +82,19 @@ def build_pixels(compiled, rgb: np.ndarray, strength: float, quality: int | None
     raw filter output). `fmt` is the format the build picks from the file's extension."""
     if quality is None:
         return compiled(rgb, strength)
-    return io.decode_bytes(encode_filtered(compiled, rgb, strength, fmt, quality, orientation)).rgb
+    data = io.encode_filtered(compiled, rgb, strength, fmt, quality, orientation)
+    return io.decode_bytes(data).rgb
+
+
+def read_image(path, transform: "InstaFilterCallable | None" = None) -> Image.Image:
+    """`path` decoded as the build decodes it and, with `transform`, filtered to the pixels
+    the build writes for it (its format from the extension, its EXIF orientation kept): the
+    one read of InstagramImageNet and eval's on-the-fly loader."""
+    decoded = io.decode(path)
+    rgb = decoded.rgb
+    if transform is not None:
+        rgb = transform.pixels(rgb, io.format_for(path), decoded.orientation)
+    return Image.fromarray(rgb, "RGB")
 
 
 def _is_tensor(x) -> bool:
@@ -175,8 +191,8 @@ class InstaFilterCallable:
     def encode(self, image, fmt: str = "JPEG", orientation=None) -> bytes:
         """The bytes `instafilters build` writes for `image` (quality: jpeg_quality or 90)."""
         quality = io.DEFAULT_JPEG_QUALITY if self.jpeg_quality is None else self.jpeg_quality
-        return encode_filtered(self.compiled, io.load_rgb(image), self.strength, fmt, quality,
-                               orientation)
+        return io.encode_filtered(self.compiled, io.load_rgb(image), self.strength, fmt,
+                                  quality, orientation)
 
     def apply(self, image):
         return apply_to(image, self.pixels)
@@ -302,5 +318,4 @@ def __getattr__(name):
 
 
 __all__ = ["InstaFilter", "RandomInstaFilter", "InstaFilterCallable",
-           "RandomInstaFilterCallable", "build_pixels", "encode_filtered", "filter_registry",
-           "select_filters"]
+           "RandomInstaFilterCallable", "build_pixels", "filter_registry", "select_filters"]

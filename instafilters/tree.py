@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from .errors import InstafiltersError
 from .io import is_image_path
-from .paths import clean_rel
+from .paths import split_list
 
 META_DIR = ".instafilters"  # marks an output tree (manifest, failures, logs); never a filter
                             # name, since names are slugs
@@ -35,12 +35,12 @@ def split_roots(src: Path, split: str | None) -> list[str]:
     if not split:
         return [""]
     roots = []
-    for name in (clean_rel(s.strip(), "--split") for s in split.split(",") if s.strip()):
+    for name in split_list(split):
         if not name:
             return [""]  # '.': all of it
         if not (src / name).is_dir():
             present = sorted(p.name for p in src.iterdir() if p.is_dir()) if src.is_dir() else []
-            raise InstafiltersError(f"--split {name}: no folder {src / name} (found: "
+            raise InstafiltersError(f"--split {name!r}: no folder {src / name} (found: "
                                     f"{', '.join(present) or 'none'})")
         roots.append(name)
     return roots

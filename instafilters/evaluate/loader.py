@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import io
 from ..errors import ImageError
+from ..transforms import InstaFilterCallable, read_image
 
 
 class ImageDataset:
@@ -28,18 +28,13 @@ class ImageDataset:
         return len(self.items)
 
     def __getitem__(self, i: int):
-        from PIL import Image
         s, path = self.items[i]
         try:
-            decoded = io.decode(path)
-            rgb = decoded.rgb
-            if s in self.filters:
-                rgb = self.filters[s].pixels(rgb, io.format_for(path), decoded.orientation)
+            image = read_image(path, self.filters.get(s))
         except ImageError as e:
             return None, i, str(e)
         except (OSError, ValueError) as e:  # the encoder: e.g. a JPEG side over 65,535
             return None, i, f"{path}: cannot filter with {self.filters[s].filter} ({e})"
-        image = Image.fromarray(rgb, "RGB")
         return self.transform(image), i, None
 
 
@@ -65,7 +60,6 @@ def filters_for(plan) -> dict:
     """Set index -> the on-the-fly transform of a plan's filter sets ({} for a built tree)."""
     if plan.filtering is None:
         return {}
-    from ..transforms import InstaFilterCallable
     f = plan.filtering
     return {s: InstaFilterCallable(name, f["strength"], f["jpeg_quality"], f["recipes"],
                                    f["recipes_only"])

@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import io
-from ..paths import clean_rel
-from ..tree import output_tree_of, walk
+from ..paths import split_list
+from ..tree import output_tree_of, split_roots, walk
 from ..errors import InstafiltersError
 from .labels import image_key, label_matrix, read_accepted_labels
 
@@ -72,8 +72,8 @@ class EvalPlan:
 
 def resolve_split(clean_root: Path, split: str | None) -> str | None:
     """'auto' -> 'val' when the clean tree has a val folder, else the whole tree; '.' or ''
-    -> the whole tree; any other name must be a folder of the clean tree, by a relative
-    path without '..' (the CLI checks --split; this checks InstagramImageNet's split too).
+    -> the whole tree; any other name must be one folder of the clean tree, checked as the
+    build checks its --split (tree.split_roots: a relative path without '..', a folder).
     A clean tree that is a build output is refused: its images would be filtered twice."""
     tree = output_tree_of(os.path.realpath(clean_root))
     if tree is not None:
@@ -83,12 +83,26 @@ def resolve_split(clean_root: Path, split: str | None) -> str | None:
         return None
     if split == "auto":
         return "val" if (clean_root / "val").is_dir() else None
-    split = clean_rel(split, "--split") or None
-    if split is None:
-        return None
-    if not (clean_root / split).is_dir():
-        raise InstafiltersError(f"--split {split!r}: {clean_root / split} is not a folder")
-    return split
+    names = split_list(split)
+    if len(names) != 1:
+        raise InstafiltersError(f"--split {split!r}: one folder expected, got {len(names)} "
+                                f"(eval scores one split at a time)")
+    return split_roots(clean_root, split)[0] or None
+
+
+def clean_images(root: Path, split: str | None, what: str = "") -> tuple[str | None, dict]:
+    """(the split resolve_split makes of `split`, key -> path of every image under it, keys
+    relative to the split folder): the clean tree as eval and InstagramImageNet read it.
+    `what` starts the errors ('--clean ' for eval)."""
+    if not root.is_dir():
+        raise InstafiltersError(f"{what}{root}: no such folder")
+    split = resolve_split(root, split)
+    folder = root / split if split else root
+    found = scan_images(folder)
+    if not found:
+        raise InstafiltersError(f"{what}{folder}: no images found "
+                                f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    return split, found
 
 
 def find_filter_dirs(data_root: Path, filters: list[str], registry,
@@ -141,14 +155,9 @@ def plan_evaluation(clean_root, data_root, filters: list[str], registry, split="
     name, so two runs score the same images).
     """
     clean_root = Path(clean_root)
-    if not clean_root.is_dir():
-        raise InstafiltersError(f"--clean {clean_root}: no such folder")
-    split = resolve_split(clean_root, split)
+    split, found = clean_images(clean_root, split, "--clean ")
     sub = Path(split) if split else Path()
-    clean = {image_key(sub / k): p for k, p in scan_images(clean_root / sub).items()}
-    if not clean:
-        raise InstafiltersError(f"--clean {clean_root / sub}: no images found "
-                                f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    clean = {image_key(sub / k): p for k, p in found.items()}
     if data_root is None:
         filtering = {"strength": 1.0 if strength is None else float(strength),
                      "jpeg_quality": jpeg_quality, "recipes": recipes,

@@ -49,16 +49,12 @@ def summarize(result) -> dict:
     for name, p in preds.items():
         if name == CLEAN:
             continue
-        t1, t5 = topk_accuracy(p, labels, 1), topk_accuracy(p, labels, 5)
-        d1, r1 = drop(c1, t1)
-        d5, _ = drop(c5, t5)
-        row = {"top1": t1, "top5": t5, "top1_drop": d1, "top1_drop_rel": r1, "top5_drop": d5,
-               "agreement": agreement(clean, p), "n": int(len(p))}
+        row = _scores(p, labels, clean, c1, c5)
         if result.moments.get(name):
             row["divergence"] = {layer: feature_divergence(result.moments[CLEAN][layer], m)
                                  for layer, m in result.moments[name].items()}
         if name in result.adapted:
-            row["bn_adapted"] = _scores(result.adapted[name], labels, clean, c1)
+            row["bn_adapted"] = _scores(result.adapted[name], labels, clean, c1, c5)
         filters[name] = row
     rows = list(filters.values())
     mean = {k: _mean(r[k] for r in rows)
@@ -98,10 +94,14 @@ def summarize(result) -> dict:
     }
 
 
-def _scores(topk, labels, clean_topk, clean_top1) -> dict:
-    t1 = topk_accuracy(topk, labels, 1)
-    return {"top1": t1, "top5": topk_accuracy(topk, labels, 5),
-            "top1_drop": drop(clean_top1, t1)[0], "agreement": agreement(clean_topk, topk)}
+def _scores(topk, labels, clean_topk, clean_top1, clean_top5) -> dict:
+    """The scores of one set of predictions against the clean ones: a filter's row, and
+    the same for its BN-adapted run."""
+    t1, t5 = topk_accuracy(topk, labels, 1), topk_accuracy(topk, labels, 5)
+    d1, r1 = drop(clean_top1, t1)
+    d5, _ = drop(clean_top5, t5)
+    return {"top1": t1, "top5": t5, "top1_drop": d1, "top1_drop_rel": r1, "top5_drop": d5,
+            "agreement": agreement(clean_topk, topk), "n": int(len(topk))}
 
 
 # -- text table ----------------------------------------------------------------------------

@@ -30,12 +30,7 @@ def build(src, out, *args):
     return out
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return build(SAMPLE, tmp_path_factory.mktemp("built"), "--filters", ",".join(FILTERS))
-
-
-def test_items_are_the_pixels_of_the_built_files(built):
+def test_items_are_the_pixels_of_the_built_files(built_sample):
     ds = InstagramImageNet(SAMPLE, ",".join(FILTERS))
     n = len(ds.samples)
     assert n == 8 and len(ds) == 16 and ds.filters == FILTERS
@@ -43,7 +38,7 @@ def test_items_are_the_pixels_of_the_built_files(built):
         image, label, filter_index = ds[index]
         path, expected_label = ds.samples[index % n]
         assert filter_index == index // n and label == expected_label
-        target = built / FILTERS[filter_index] / path.relative_to(SAMPLE)
+        target = built_sample / FILTERS[filter_index] / path.relative_to(SAMPLE)
         assert np.array_equal(np.asarray(image), io.decode(target).rgb), target
 
 
@@ -83,7 +78,7 @@ def test_errors(tmp_path):
         InstagramImageNet(SAMPLE, "toaster")[8]
 
 
-def test_dataloader_workers(built):
+def test_dataloader_workers(built_sample):
     torch = pytest.importorskip("torch")
     from torchvision.transforms.functional import pil_to_tensor
     ds = InstagramImageNet(SAMPLE, "inkwell", transform=lambda im: pil_to_tensor(
@@ -91,5 +86,6 @@ def test_dataloader_workers(built):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1)
     images, labels = next(iter(loader))
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == ds.targets[:4]
-    first = Image.fromarray(io.decode(built / "inkwell" / ds.samples[0][0].relative_to(SAMPLE)).rgb)
+    target = built_sample / "inkwell" / ds.samples[0][0].relative_to(SAMPLE)
+    first = Image.fromarray(io.decode(target).rgb)
     assert torch.equal(images[0], pil_to_tensor(first.resize((32, 32))))

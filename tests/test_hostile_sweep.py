@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from conftest import write_imagenet_tree
-from test_hostile_inputs import cli, ok, one_line_error
+from conftest import cli, one_line_error, write_imagenet_tree
+from test_hostile_inputs import ok
 
 
 # ---------------------------------------------------------------- recipe files
@@ -234,8 +234,7 @@ def test_paths_with_any_bytes_never_split_an_error_or_log_line(tmp_path):
         assert shown in err
     fresh = tmp_path / "new\nout"
     proc = cli("build", "--src", src, "--out", fresh, "--filters", "toaster", "-j1")
-    assert proc.returncode == 0 and b"into '" + os.fsencode(str(tmp_path)) + b"/new\\x0aout'" \
-        in proc.stderr, proc.stderr
+    assert proc.returncode == 0 and f"into '{tmp_path}/new\\x0aout'" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("value,fragment", [("1e-1", None), ("2E0", None),
@@ -262,7 +261,7 @@ def test_a_link_in_out_into_src_never_overwrites_a_source(tmp_path, jobs):
     for extra in ([], ["--overwrite"]):
         result = cli("build", "--src", src, "--out", out, "--filters", "toaster", "-j", jobs,
                      *extra)
-        err = result.stderr.decode(errors="replace")
+        err = result.stderr
         assert result.returncode == 1 and "Traceback" not in err, err
         assert err.strip().splitlines()[-1].endswith("refusing to write over the sources"), err
     assert snapshot(src) == before

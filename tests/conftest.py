@@ -55,6 +55,11 @@ def built_sample(tmp_path_factory) -> Path:
     return out
 
 
+def snapshot(root) -> dict:
+    """path -> bytes of every file under root (.instafilters included): 'nothing changed'."""
+    return {p: p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
+
+
 def exif_orientation(tag_type: int, count: int, value4: bytes) -> bytes:
     """A little-endian EXIF block whose only tag is Orientation, stored as given."""
     return b"Exif\0\0" + b"II*\x00" + struct.pack("<IHHHI4sI", 8, 1, 0x112, tag_type, count,

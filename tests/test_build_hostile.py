@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ASCII_ORIENTATION, cli, write_imagenet_tree
-from test_build import RECIPES, _env, manifest_lines, run_build, tree_files
-
-
-@pytest.fixture(scope="module")
-def recipes(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("recipes") / "test-filters.yaml"
-    path.write_text(RECIPES)
-    return path
+from conftest import ASCII_ORIENTATION, cli, snapshot, write_imagenet_tree
+from test_build import _env, manifest_lines, run_build, tree_files
+from test_build import recipes  # noqa: F401,F811 (the fixture: test_build's recipe file)
 
 
 @pytest.fixture
@@ -29,10 +23,6 @@ def tree(tmp_path):
     src = tmp_path / "proj" / "src"
     rels = write_imagenet_tree(src, splits=("val",), classes=2, per_class=2, extras=False)
     return src, rels
-
-
-def snapshot(root) -> dict:
-    return {p: p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
 
 
 def usage_error(proc, fragment):

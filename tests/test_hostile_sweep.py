@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from conftest import cli, one_line_error, write_imagenet_tree
+from conftest import cli, one_line_error, snapshot, write_imagenet_tree
+from test_build import tree_files
 from test_hostile_inputs import ok
 
 
@@ -31,10 +32,6 @@ def test_a_recipe_file_with_a_bom_reads(tmp_path):
 
 
 # ---------------------------------------------------------------- paths
-def snapshot(root) -> dict:
-    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 def test_out_on_a_source_folder_is_refused_not_silently_skipped(tmp_path):
     """--out src/val (or a link to it) used to build 0 sources, exit 0, and leave a
     .instafilters folder that hid val from every later build."""
@@ -119,12 +116,7 @@ def test_sigterm_mid_build_stops_cleanly_and_resumes_byte_identical(tmp_path, si
     assert 0 < written < 14 * 41  # stopped mid-build
     subprocess.run(_build_args(src, out), check=True, capture_output=True, timeout=120)
     assert not list(out.rglob(".instafilters-tmp-*"))
-    assert snapshot_rel(out) == snapshot_rel(ref)
-
-
-def snapshot_rel(root) -> dict:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
-            if p.is_file() and ".instafilters" not in p.parts}
+    assert tree_files(out) == tree_files(ref)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds workers in /proc")
@@ -144,7 +136,7 @@ def test_a_killed_worker_is_one_line_and_the_rerun_resumes(tmp_path, signal_tree
     assert err.strip().splitlines()[-1].startswith("Error: a worker process died"), err
     subprocess.run(_build_args(src, out), check=True, capture_output=True, timeout=120)
     assert not list(out.rglob(".instafilters-tmp-*"))
-    assert snapshot_rel(out) == snapshot_rel(ref)
+    assert tree_files(out) == tree_files(ref)
 
 
 # ---------------------------------------------------------------- images

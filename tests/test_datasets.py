@@ -3,19 +3,16 @@ writes (real subprocess build), ImageNet-1k labels, layout of the items."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli
+from conftest import REPO, SAMPLE, cli
 from instafilters import io
 from instafilters.datasets import InstagramImageNet
 from instafilters.errors import InstafiltersError
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "instafilters" / "data" / "sample"
 FILTERS = ("toaster", "inkwell")
 
 

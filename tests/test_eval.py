@@ -19,17 +19,14 @@ import numpy as np
 import pytest
 
 import conftest
-from conftest import one_line_error
+from conftest import REPO, SAMPLE, SHARED, one_line_error
 from instafilters import io, load_filters
 from instafilters.errors import InstafiltersError
 from instafilters.evaluate import metrics
 from instafilters.evaluate.labels import imagenet_wnids, label_matrix, read_accepted_labels
 from instafilters.evaluate.pairing import plan_evaluation
-from instafilters.settings import shared_dir
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "instafilters" / "data" / "sample"
-SHARED_LABELS = shared_dir() / "photos" / "labels.csv"
+SHARED_LABELS = SHARED / "photos" / "labels.csv"
 LABELS_CSV = SHARED_LABELS if SHARED_LABELS.is_file() else SAMPLE / "labels.csv"
 TWO = "toaster,gotham"
 

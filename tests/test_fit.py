@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO, SAMPLE  # noqa: E402
 from instafilters import fit, load_filters  # noqa: E402
 from instafilters.errors import InstafiltersError  # noqa: E402
 from instafilters.calibration import apply_in_frame  # noqa: E402
@@ -16,10 +17,9 @@ from instafilters.io import load_rgb  # noqa: E402
 from instafilters.recipe import load_recipe_file, parse_filter  # noqa: E402
 from instafilters.settings import calibration_dir  # noqa: E402
 
-REPO = Path(__file__).parents[1]
 CALIBRATION = calibration_dir()
 FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
-SAMPLE = REPO / "instafilters" / "data" / "sample" / "val"
+VAL = SAMPLE / "val"
 PAPER_REFERENCES = {
     "1977": "1977.jpg", "amaro": "Amaro.jpg", "brannan": "Brannan.jpg",
     "earlybird": "Earlybird.jpg", "hefe": "Hefe.jpg", "hudson": "Hudson.jpg",
@@ -43,7 +43,7 @@ KNOWN = {
 
 
 def _photo():
-    return load_rgb(SAMPLE / "n03877845" / "china.JPEG")
+    return load_rgb(VAL / "n03877845" / "china.JPEG")
 
 
 def test_fit_recovers_a_known_recipe():
@@ -54,7 +54,7 @@ def test_fit_recovers_a_known_recipe():
     parse_filter(recipe, file="<test>", index=0)  # a valid recipe
     assert recipe["calibration"]["de_mean"] < 1.0
     # and it generalises to another photo the fit never saw
-    other = load_rgb(SAMPLE / "n07920052" / "coffee.JPEG")
+    other = load_rgb(VAL / "n07920052" / "coffee.JPEG")
     assert fidelity(fit.compiled(recipe)(other), fit.compiled(KNOWN)(other)).mean < 1.5
 
 
@@ -139,7 +139,7 @@ def test_cli_fit_into_an_unwritable_place_fails_before_fitting(tmp_path, where):
         output = tmp_path / "plain" / "sub" / "mine.yaml"
     else:
         output = Path("/proc/mine.yaml")  # not writable even by root
-    big = SAMPLE / "n03877845" / "china.JPEG"
+    big = VAL / "n03877845" / "china.JPEG"
     cmd = [sys.executable, "-m", "instafilters.cli", "fit", "--before", str(big),
            "--after", str(big), "--name", "mine", "-o", str(output)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

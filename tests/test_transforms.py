@@ -6,18 +6,16 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO, SAMPLE
 from instafilters import io
 from instafilters import transforms as T
 from instafilters.errors import InstafiltersError, UnknownFilterError
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "instafilters" / "data" / "sample"
 PHOTOS = sorted(SAMPLE.glob("val/*/*.JPEG"))
 BUILT = ("toaster", "lofi")
 

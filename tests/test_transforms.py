@@ -105,11 +105,19 @@ def test_p_and_strength_range():
 
 # -- with torch ------------------------------------------------------------------------------
 
-torch = pytest.importorskip("torch")
-v2 = pytest.importorskip("torchvision.transforms.v2")
+# fixtures, not module-level importorskips: those would skip the torch-free tests above too
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
 
 
-def test_tensor_in_tensor_out_and_v2_leaves_labels_boxes_masks():
+@pytest.fixture
+def v2(torch):
+    return pytest.importorskip("torchvision.transforms.v2")
+
+
+def test_tensor_in_tensor_out_and_v2_leaves_labels_boxes_masks(torch, v2):
     from torchvision import tv_tensors
     f = T.InstaFilter("toaster", jpeg_quality=90)
     assert isinstance(f, v2.Transform)
@@ -130,7 +138,7 @@ def test_tensor_in_tensor_out_and_v2_leaves_labels_boxes_masks():
     assert got["label"] == 7
 
 
-def test_random_draws_follow_torch_seed_and_worker_seeding():
+def test_random_draws_follow_torch_seed_and_worker_seeding(torch):
     r = T.RandomInstaFilter("paper", strength=(0.5, 1.0))
     rgb = io.decode(PHOTOS[2]).rgb[:64, :64].copy()
 

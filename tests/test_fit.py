@@ -1,14 +1,12 @@
 """Fitting recipes to before/after pairs, and the bundled filters' fidelity to Instagram."""
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SAMPLE  # noqa: E402
+from conftest import REPO, SAMPLE, cli, one_line_error  # noqa: E402
 from instafilters import fit, load_filters  # noqa: E402
 from instafilters.errors import InstafiltersError  # noqa: E402
 from instafilters.calibration import apply_in_frame  # noqa: E402
@@ -115,10 +113,9 @@ def test_model_jacobian_matches_finite_differences(structure):
 
 def test_cli_fit_writes_a_loadable_recipe(tmp_path):
     out = tmp_path / "mine.yaml"
-    cmd = [sys.executable, "-m", "instafilters.cli", "fit",
-           "--before", str(FIXTURES / "normal.jpg"), "--after", str(FIXTURES / "toaster.jpg"),
-           "--name", "mytoaster", "--structure", "simple", "-o", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    done = cli("fit", "--before", FIXTURES / "normal.jpg", "--after", FIXTURES / "toaster.jpg",
+               "--name", "mytoaster", "--structure", "simple", "-o", out, cwd=tmp_path,
+               timeout=300)
     assert done.returncode == 0, done.stderr
     assert "toaster.jpg: mean dE00" in done.stdout
     recipes = load_recipe_file(out)
@@ -140,9 +137,7 @@ def test_cli_fit_into_an_unwritable_place_fails_before_fitting(tmp_path, where):
     else:
         output = Path("/proc/mine.yaml")  # not writable even by root
     big = VAL / "n03877845" / "china.JPEG"
-    cmd = [sys.executable, "-m", "instafilters.cli", "fit", "--before", str(big),
-           "--after", str(big), "--name", "mine", "-o", str(output)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    done = cli("fit", "--before", big, "--after", big, "--name", "mine", "-o", output)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(f"Error: {output}: cannot write here"), done.stderr
     assert done.stderr.count("\n") == 1 and done.stdout == ""
@@ -152,11 +147,9 @@ def test_cli_fit_into_an_unwritable_place_fails_before_fitting(tmp_path, where):
 def test_cli_fit_mismatched_pair_fails_cleanly(tmp_path):
     small = tmp_path / "small.png"
     Image.fromarray(load_rgb(FIXTURES / "normal.jpg")[:50, :60]).save(small)
-    cmd = [sys.executable, "-m", "instafilters.cli", "fit",
-           "--before", str(FIXTURES / "normal.jpg"), "--after", str(small), "--name", "x"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "small.png" in done.stderr and "Traceback" not in done.stderr
+    done = cli("fit", "--before", FIXTURES / "normal.jpg", "--after", small, "--name", "x",
+               timeout=120)
+    one_line_error(done, "small.png")
 
 
 @pytest.mark.slow

@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import write_imagenet_tree
-from test_build import RECIPES, _env, manifest_lines, run_build, tree_files
-
-
-@pytest.fixture(scope="module")
-def recipes(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("recipes") / "test-filters.yaml"
-    path.write_text(RECIPES)
-    return path
+from conftest import ASCII_ORIENTATION, cli, snapshot, write_imagenet_tree
+from test_build import _env, manifest_lines, run_build, tree_files
+from test_build import recipes  # noqa: F401,F811 (the fixture: test_build's recipe file)
 
 
 @pytest.fixture
@@ -29,10 +23,6 @@ def tree(tmp_path):
     src = tmp_path / "proj" / "src"
     rels = write_imagenet_tree(src, splits=("val",), classes=2, per_class=2, extras=False)
     return src, rels
-
-
-def snapshot(root) -> dict:
-    return {p: p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
 
 
 def usage_error(proc, fragment):
@@ -84,12 +74,10 @@ def test_bad_option_values_are_usage_errors_before_any_work(tree, tmp_path, reci
 @pytest.mark.parametrize("command", ["apply", "preview"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1.5"])
 def test_single_strength_refuses_non_finite(tmp_path, sample_photo, command, value):
-    import subprocess
-    out = str(tmp_path / "o.jpg")
-    args = (["apply", "-f", "toaster", str(sample_photo), out] if command == "apply"
-            else ["preview", str(sample_photo), "-o", out])
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", *args, "--strength", value],
-                          capture_output=True, text=True, timeout=60)
+    out = tmp_path / "o.jpg"
+    args = (["apply", "-f", "toaster", sample_photo, out] if command == "apply"
+            else ["preview", sample_photo, "-o", out])
+    proc = cli(*args, "--strength", value)
     usage_error(proc, "expected a number in [0, 1]")
     assert not (tmp_path / "o.jpg").exists()
 
@@ -105,20 +93,16 @@ def test_same_strength_twice_is_one_folder_and_jobs_are_capped(tree, tmp_path, r
 
 
 # ---------------------------------------------------------------- one source never ends a run
-def _exif_orientation_as_ascii() -> bytes:
-    """The issue's repro: the Orientation tag stored as ASCII '6' instead of a SHORT."""
-    return b"Exif\0\0" + b"II*\x00" + struct.pack("<IHHHI4sI", 8, 1, 0x112, 2, 2, b"6\0\0\0", 0)
-
-
 def test_bad_exif_does_not_stop_the_build(tree, tmp_path, recipes):
     src, rels = tree
     bad = src / "val" / "n01440764" / "bad_exif.JPEG"
-    Image.open(src / rels[0]).save(bad, quality=90, exif=_exif_orientation_as_ascii())
+    Image.open(src / rels[0]).save(bad, quality=90, exif=ASCII_ORIENTATION)
     statuses = []
     for attempt in range(2):  # and not on a resume either
         proc = run_build(src, tmp_path / "o", "--filters", "warm", "-j1", recipes=recipes,
                          timeout=120)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert "Warning" not in proc.stderr, proc.stderr
         lines = {x["src"]: x for x in manifest_lines(tmp_path / "o")}
         statuses.append(lines["val/n01440764/bad_exif.JPEG"]["status"])
     assert statuses == ["done", "skipped"]  # the bad tag is dropped: built once, then kept

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import instafilters
+from conftest import cli, one_line_error
 
 PAPER = ["1977", "amaro", "brannan", "earlybird", "gotham", "hefe", "hudson", "inkwell",
          "kelvin", "lofi", "mayfair", "nashville", "rise", "sierra", "sutro", "toaster",
@@ -14,8 +15,7 @@ PAPER = ["1977", "amaro", "brannan", "earlybird", "gotham", "hefe", "hudson", "i
 
 
 def run(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
-                            capture_output=True, text=True)
+    result = cli(*args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -89,10 +89,7 @@ def test_apply_grayscale_input_writes_rgb_jpeg(tmp_path, sample_dir):
 def test_errors_are_one_line(tmp_path, sample_photo, args, fragment):
     (tmp_path / "notimage.JPEG").write_text("hello")
     args = [a.format(photo=sample_photo, tmp=tmp_path) for a in args]
-    result = run(*args, check=False)
-    assert result.returncode == 1
-    assert result.stderr.startswith("Error: ") and fragment in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    one_line_error(run(*args, check=False), fragment)
 
 
 def test_preview_contact_sheet(tmp_path, sample_photo):

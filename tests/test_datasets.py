@@ -2,40 +2,21 @@
 writes (real subprocess build), ImageNet-1k labels, layout of the items."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO, SAMPLE, cli
 from instafilters import io
 from instafilters.datasets import InstagramImageNet
 from instafilters.errors import InstafiltersError
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "instafilters" / "data" / "sample"
 FILTERS = ("toaster", "inkwell")
 
 
-def build(src, out, *args):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", "build", "--src", str(src),
-                           "--out", str(out), "-j", "1", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return build(SAMPLE, tmp_path_factory.mktemp("built"), "--filters", ",".join(FILTERS))
-
-
-def test_items_are_the_pixels_of_the_built_files(built):
+def test_items_are_the_pixels_of_the_built_files(built_sample):
     ds = InstagramImageNet(SAMPLE, ",".join(FILTERS))
     n = len(ds.samples)
     assert n == 8 and len(ds) == 16 and ds.filters == FILTERS
@@ -43,7 +24,7 @@ def test_items_are_the_pixels_of_the_built_files(built):
         image, label, filter_index = ds[index]
         path, expected_label = ds.samples[index % n]
         assert filter_index == index // n and label == expected_label
-        target = built / FILTERS[filter_index] / path.relative_to(SAMPLE)
+        target = built_sample / FILTERS[filter_index] / path.relative_to(SAMPLE)
         assert np.array_equal(np.asarray(image), io.decode(target).rgb), target
 
 
@@ -65,7 +46,10 @@ def test_png_sources_and_unlabelled_folders_match_the_build(tmp_path):
     photo = io.decode(SAMPLE / "val" / "n03773504" / "rocket.JPEG").rgb[:60, :80]
     Image.fromarray(photo).save(src / "val" / "holiday" / "a.png")
     shutil.copy(SAMPLE / "val" / "n03773504" / "rocket.JPEG", src / "val" / "n03773504")
-    out = build(src, tmp_path / "out", "--filters", "lofi", "--quality", "75")
+    out = tmp_path / "out"
+    proc = cli("build", "--src", src, "--out", out, "-j", "1", "--filters", "lofi",
+               "--quality", "75", env={"PYTHONWARNINGS": "ignore"}, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
     ds = InstagramImageNet(src, "lofi", jpeg_quality=75, transform=np.asarray)
     assert [p.name for p, _ in ds.samples] == ["a.png", "rocket.JPEG"]
     assert ds.targets == [-1, 657]
@@ -83,7 +67,7 @@ def test_errors(tmp_path):
         InstagramImageNet(SAMPLE, "toaster")[8]
 
 
-def test_dataloader_workers(built):
+def test_dataloader_workers(built_sample):
     torch = pytest.importorskip("torch")
     from torchvision.transforms.functional import pil_to_tensor
     ds = InstagramImageNet(SAMPLE, "inkwell", transform=lambda im: pil_to_tensor(
@@ -91,5 +75,6 @@ def test_dataloader_workers(built):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1)
     images, labels = next(iter(loader))
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == ds.targets[:4]
-    first = Image.fromarray(io.decode(built / "inkwell" / ds.samples[0][0].relative_to(SAMPLE)).rgb)
+    target = built_sample / "inkwell" / ds.samples[0][0].relative_to(SAMPLE)
+    first = Image.fromarray(io.decode(target).rgb)
     assert torch.equal(images[0], pil_to_tensor(first.resize((32, 32))))

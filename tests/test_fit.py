@@ -1,13 +1,12 @@
 """Fitting recipes to before/after pairs, and the bundled filters' fidelity to Instagram."""
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO, SAMPLE, cli, one_line_error  # noqa: E402
 from instafilters import fit, load_filters  # noqa: E402
 from instafilters.errors import InstafiltersError  # noqa: E402
 from instafilters.calibration import apply_in_frame  # noqa: E402
@@ -16,10 +15,9 @@ from instafilters.io import load_rgb  # noqa: E402
 from instafilters.recipe import load_recipe_file, parse_filter  # noqa: E402
 from instafilters.settings import calibration_dir  # noqa: E402
 
-REPO = Path(__file__).parents[1]
 CALIBRATION = calibration_dir()
 FIXTURES = Path(__file__).parent / "fixtures" / "calibration"
-SAMPLE = REPO / "instafilters" / "data" / "sample" / "val"
+VAL = SAMPLE / "val"
 PAPER_REFERENCES = {
     "1977": "1977.jpg", "amaro": "Amaro.jpg", "brannan": "Brannan.jpg",
     "earlybird": "Earlybird.jpg", "hefe": "Hefe.jpg", "hudson": "Hudson.jpg",
@@ -43,7 +41,7 @@ KNOWN = {
 
 
 def _photo():
-    return load_rgb(SAMPLE / "n03877845" / "china.JPEG")
+    return load_rgb(VAL / "n03877845" / "china.JPEG")
 
 
 def test_fit_recovers_a_known_recipe():
@@ -54,7 +52,7 @@ def test_fit_recovers_a_known_recipe():
     parse_filter(recipe, file="<test>", index=0)  # a valid recipe
     assert recipe["calibration"]["de_mean"] < 1.0
     # and it generalises to another photo the fit never saw
-    other = load_rgb(SAMPLE / "n07920052" / "coffee.JPEG")
+    other = load_rgb(VAL / "n07920052" / "coffee.JPEG")
     assert fidelity(fit.compiled(recipe)(other), fit.compiled(KNOWN)(other)).mean < 1.5
 
 
@@ -115,10 +113,9 @@ def test_model_jacobian_matches_finite_differences(structure):
 
 def test_cli_fit_writes_a_loadable_recipe(tmp_path):
     out = tmp_path / "mine.yaml"
-    cmd = [sys.executable, "-m", "instafilters.cli", "fit",
-           "--before", str(FIXTURES / "normal.jpg"), "--after", str(FIXTURES / "toaster.jpg"),
-           "--name", "mytoaster", "--structure", "simple", "-o", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    done = cli("fit", "--before", FIXTURES / "normal.jpg", "--after", FIXTURES / "toaster.jpg",
+               "--name", "mytoaster", "--structure", "simple", "-o", out, cwd=tmp_path,
+               timeout=300)
     assert done.returncode == 0, done.stderr
     assert "toaster.jpg: mean dE00" in done.stdout
     recipes = load_recipe_file(out)
@@ -139,10 +136,8 @@ def test_cli_fit_into_an_unwritable_place_fails_before_fitting(tmp_path, where):
         output = tmp_path / "plain" / "sub" / "mine.yaml"
     else:
         output = Path("/proc/mine.yaml")  # not writable even by root
-    big = SAMPLE / "n03877845" / "china.JPEG"
-    cmd = [sys.executable, "-m", "instafilters.cli", "fit", "--before", str(big),
-           "--after", str(big), "--name", "mine", "-o", str(output)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    big = VAL / "n03877845" / "china.JPEG"
+    done = cli("fit", "--before", big, "--after", big, "--name", "mine", "-o", output)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(f"Error: {output}: cannot write here"), done.stderr
     assert done.stderr.count("\n") == 1 and done.stdout == ""
@@ -152,11 +147,9 @@ def test_cli_fit_into_an_unwritable_place_fails_before_fitting(tmp_path, where):
 def test_cli_fit_mismatched_pair_fails_cleanly(tmp_path):
     small = tmp_path / "small.png"
     Image.fromarray(load_rgb(FIXTURES / "normal.jpg")[:50, :60]).save(small)
-    cmd = [sys.executable, "-m", "instafilters.cli", "fit",
-           "--before", str(FIXTURES / "normal.jpg"), "--after", str(small), "--name", "x"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "small.png" in done.stderr and "Traceback" not in done.stderr
+    done = cli("fit", "--before", FIXTURES / "normal.jpg", "--after", small, "--name", "x",
+               timeout=120)
+    one_line_error(done, "small.png")
 
 
 @pytest.mark.slow

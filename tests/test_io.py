@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ASCII_ORIENTATION, exif_orientation
 from instafilters import io
 from instafilters.errors import ImageError
 
@@ -145,14 +146,8 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
-def exif_orientation(tag_type: int, count: int, value4: bytes) -> bytes:
-    """A little-endian EXIF block whose only tag is Orientation, stored as given."""
-    return b"Exif\0\0" + b"II*\x00" + struct.pack("<IHHHI4sI", 8, 1, 0x112, tag_type, count,
-                                                  value4, 0)
-
-
 BAD_ORIENTATIONS = {
-    "ascii": exif_orientation(2, 2, b"6\0\0\0"),
+    "ascii": ASCII_ORIENTATION,
     "negative": exif_orientation(8, 1, struct.pack("<h", -3) + b"\0\0"),
     "too-big": exif_orientation(4, 1, struct.pack("<I", 70000)),
     "byte": exif_orientation(1, 1, b"\x06\0\0\0"),

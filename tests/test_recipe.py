@@ -1,11 +1,10 @@
 """Loading validates everything and names file, filter, op index and field."""
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 import instafilters
+from conftest import cli, one_line_error
 from instafilters.errors import RecipeError
 from instafilters.recipe import load_recipe_file
 
@@ -141,8 +140,7 @@ def test_an_override_may_move_a_filter_out_of_paper(tmp_path):
 
 def test_list_with_a_paper_override_still_lists_twenty(tmp_path):
     path = write(tmp_path, MY_TOASTER)
-    result = subprocess.run([sys.executable, "-m", "instafilters.cli", "list", "--recipes",
-                             str(path)], capture_output=True, text=True, timeout=60)
+    result = cli("list", "--recipes", path)
     assert result.returncode == 0, result.stderr
     rows = [line.split()[0] for line in result.stdout.splitlines()[1:]]
     assert rows == PAPER
@@ -163,28 +161,10 @@ def test_user_alias_may_not_shadow_a_bundled_filter(tmp_path):
 
 def test_cli_reports_recipe_error_in_one_line(tmp_path):
     path = write(tmp_path, "filters: [{name: a, description: x, ops: [{op: blur}]}]")
-    result = subprocess.run([sys.executable, "-m", "instafilters.cli", "list", "--recipes",
-                             str(path)], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith("Error:") and "unknown op 'blur'" in result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    one_line_error(cli("list", "--recipes", path), "unknown op 'blur'")
 
 
 # ---------------------------------------------------------------- hostile recipes (issue 7)
-def cli(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0, result.stdout
-    err = result.stderr.strip()
-    assert err.startswith("Error:") and "Traceback" not in err, err
-    assert len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
-
-
 @pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf"])
 @pytest.mark.parametrize("op_text,field", [
     ("{op: saturation, amount: BAD}", "amount"),
@@ -219,7 +199,7 @@ def test_nan_saturation_is_refused_by_the_cli(tmp_path, sample_photo):
     """)
     out = tmp_path / "out.png"
     result = cli("apply", "-f", "blackout", "--recipes", path, sample_photo, out)
-    assert_one_line_error(result, str(path), "filter 'blackout'", "field 'amount'", "nan")
+    one_line_error(result, str(path), "filter 'blackout'", "field 'amount'", "nan")
     assert not out.exists()
 
 
@@ -262,7 +242,7 @@ def test_names_aliases_and_metadata_are_checked(tmp_path, body, field, fragment)
 def test_evil_name_never_reaches_the_file_system(tmp_path, sample_photo):
     path = write(tmp_path, 'filters: [{name: "evil\\n", description: x, ops: []}]')
     result = cli("list", "--recipes", path)
-    assert_one_line_error(result, "lowercase slug")
+    one_line_error(result, "lowercase slug")
 
 
 def billion_laughs(levels: int) -> str:

@@ -3,47 +3,28 @@ build` subprocess), every input type, torchvision v2 composition, reproducible r
 one compile per process, cheap pickles, and no torch at import."""
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO, SAMPLE
 from instafilters import io
 from instafilters import transforms as T
 from instafilters.errors import InstafiltersError, UnknownFilterError
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "instafilters" / "data" / "sample"
 PHOTOS = sorted(SAMPLE.glob("val/*/*.JPEG"))
 BUILT = ("toaster", "lofi")
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "instafilters.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The bundled photos through two filters by the real `instafilters build` (q 90)."""
-    out = tmp_path_factory.mktemp("built")
-    run_cli("build", "--src", SAMPLE, "--out", out, "--filters", ",".join(BUILT), "-j", "1")
-    return out
-
-
 @pytest.mark.parametrize("name", BUILT)
-def test_bytes_and_pixels_equal_the_built_files(built, name):
+def test_bytes_and_pixels_equal_the_built_files(built_sample, name):
     f = T.InstaFilterCallable(name, jpeg_quality=90)
     for photo in PHOTOS:  # includes camera.JPEG, a grayscale JPEG
-        target = built / name / photo.relative_to(SAMPLE)
+        target = built_sample / name / photo.relative_to(SAMPLE)
         assert f.encode(io.decode(photo).rgb) == target.read_bytes(), photo.name
         expected = io.decode(target).rgb
         with Image.open(photo) as im:
@@ -124,11 +105,19 @@ def test_p_and_strength_range():
 
 # -- with torch ------------------------------------------------------------------------------
 
-torch = pytest.importorskip("torch")
-v2 = pytest.importorskip("torchvision.transforms.v2")
+# fixtures, not module-level importorskips: those would skip the torch-free tests above too
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
 
 
-def test_tensor_in_tensor_out_and_v2_leaves_labels_boxes_masks():
+@pytest.fixture
+def v2(torch):
+    return pytest.importorskip("torchvision.transforms.v2")
+
+
+def test_tensor_in_tensor_out_and_v2_leaves_labels_boxes_masks(torch, v2):
     from torchvision import tv_tensors
     f = T.InstaFilter("toaster", jpeg_quality=90)
     assert isinstance(f, v2.Transform)
@@ -149,7 +138,7 @@ def test_tensor_in_tensor_out_and_v2_leaves_labels_boxes_masks():
     assert got["label"] == 7
 
 
-def test_random_draws_follow_torch_seed_and_worker_seeding():
+def test_random_draws_follow_torch_seed_and_worker_seeding(torch):
     r = T.RandomInstaFilter("paper", strength=(0.5, 1.0))
     rgb = io.decode(PHOTOS[2]).rgb[:64, :64].copy()
 

@@ -12,7 +12,7 @@ from .errors import InstafiltersError
 from .io import DEFAULT_JPEG_QUALITY
 from .paths import split_list, strength_folder
 from .registry import FilterRegistry, load_filters
-from .transforms import check_recipes_only
+from .transforms import CLI_NAMES, check_recipes_only
 
 recipes_option = click.option(
     "--recipes", "recipes", type=click.Path(dir_okay=False), default=None,
@@ -25,7 +25,7 @@ filters_option = click.option(
 
 
 def registry_from(recipes, recipes_only=False) -> FilterRegistry:
-    check_recipes_only(recipes, recipes_only, click.UsageError)
+    check_recipes_only(recipes, recipes_only, click.UsageError, CLI_NAMES)
     return load_filters(recipes, merge=not recipes_only)
 
 

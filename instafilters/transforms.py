@@ -36,11 +36,17 @@ RECIPE_SUFFIXES = (".yaml", ".yml")
 
 # -- the filters of a process --------------------------------------------------------------
 
-def check_recipes_only(recipes, recipes_only, error=InstafiltersError) -> None:
+LIBRARY_NAMES = ("recipes_only=True", "a recipes file")
+CLI_NAMES = ("--recipes-only", "--recipes FILE")
+
+
+def check_recipes_only(recipes, recipes_only, error=InstafiltersError,
+                       names=LIBRARY_NAMES) -> None:
     """recipes_only means the recipes file alone, so it needs one; the one check of the
-    library and every command (which pass click.UsageError: exit 2 with the usage)."""
+    library and every command (which pass click.UsageError and CLI_NAMES: exit 2 with the
+    usage, in the options' own names)."""
     if recipes_only and not recipes:
-        raise error("recipes_only needs a recipes file (--recipes-only needs --recipes FILE)")
+        raise error(f"{names[0]} needs {names[1]}")
 
 
 def filter_registry(recipes=None, recipes_only: bool = False) -> FilterRegistry:

@@ -8,6 +8,7 @@ from PIL import Image
 
 import instafilters
 from conftest import cli, one_line_error
+from instafilters.transforms import InstaFilter
 
 PAPER = ["1977", "amaro", "brannan", "earlybird", "gotham", "hefe", "hudson", "inkwell",
          "kelvin", "lofi", "mayfair", "nashville", "rise", "sierra", "sutro", "toaster",
@@ -109,3 +110,13 @@ def test_api_returns_the_type_it_was_given(sample_photo):
     assert isinstance(arr, np.ndarray) and np.array_equal(arr, np.asarray(out))
     gray = instafilters.apply(np.asarray(pil.convert("L")), "inkwell")
     assert gray.shape == (pil.size[1], pil.size[0], 3)
+
+
+@pytest.mark.parametrize("command", [["list"], ["eval", "resnet50", "--clean", "."]])
+def test_recipes_only_without_a_recipes_file_is_a_usage_error_in_option_names(command):
+    """One check for the library and every command; each says it in its own names."""
+    result = cli(*command, "--recipes-only", timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "--recipes-only needs --recipes FILE" in result.stderr
+    with pytest.raises(instafilters.InstafiltersError, match="recipes_only=True needs a recipes file"):
+        InstaFilter("toaster", recipes_only=True)

@@ -14,7 +14,7 @@ from ..cli_options import (filters_option, limit_per_class_option, recipe_option
 from ..errors import InstafiltersError
 from ..files import check_writable
 from ..io import DEFAULT_JPEG_QUALITY
-from ..transforms import check_recipes_only
+from ..transforms import CLI_NAMES, check_recipes_only
 
 
 def _jpeg_quality(ctx, param, value):
@@ -129,7 +129,7 @@ def eval_command(models, data, clean, jpeg_quality, filters, recipes, recipes_on
     from .compare import format_comparison
     from .report import format_table
 
-    check_recipes_only(recipes, recipes_only, click.UsageError)
+    check_recipes_only(recipes, recipes_only, click.UsageError, CLI_NAMES)
     if data is not None and jpeg_quality is not None:
         raise InstafiltersError("--jpeg-quality applies to on-the-fly evaluation only "
                                 "(without --data); a built tree has its own quality")
